@@ -1,0 +1,32 @@
+# The two Quick-start commands (each installs what it needs into .venv first):
+#   make demo   -- the main job on generated data (train, evaluate, plot, export)
+#   make test   -- the test suite (small shapes, generated data; ~15 min on 2 CPU cores)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: install test demo align align-full lint
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+demo: install
+	$(PY) tools/demo.py --out demo_output
+
+align: install
+	$(PY) -m alignment.check_all --size small
+
+align-full: install
+	$(PY) -m alignment.check_all --size full
+
+lint: install
+	$(PY) -m ruff check .

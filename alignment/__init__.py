@@ -1,0 +1,1 @@
+"""Parity tooling: torch -> Paddle weight conversion and the reprod_log alignment checks."""

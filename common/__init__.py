@@ -1,0 +1,1 @@
+"""Framework-free code shared by both trees: registries, metrics, config schema, palettes."""

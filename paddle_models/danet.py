@@ -1,0 +1,89 @@
+"""DANet: Dual Attention Network for Scene Segmentation — PaddlePaddle implementation.
+
+Paper: Jun Fu, Jing Liu, Haijie Tian, Yong Li, Yongjun Bao, Zhiwei Fang, Hanqing Lu,
+"Dual Attention Network for Scene Segmentation", CVPR 2019, https://arxiv.org/abs/1809.02983.
+Official code: https://github.com/junfu1115/DANet (2019 tree, commit c7a2f60; ``encoding/models/danet.py``).
+
+Mirrors ``torch_ref/danet.py`` class for class: dilated ResNet backbone (``pretrained.*``),
+``DANetHead`` (``head.*``) with PAM (``sa``) and CAM (``sc``), three logits ``(fused, pam, cam)``
+upsampled bilinearly with align_corners=True (which matches torch exactly in Paddle).
+
+Args of ``build_model("danet", ...)``:
+    backbone (str): "resnet50" or "resnet101". Default "resnet50".
+    num_classes (int): output classes. Default 19 (Cityscapes).
+    multi_grid (bool): multi-grid dilations in layer4 (the released DANet101). Default False.
+    multi_dilation (tuple of int): layer4 dilations used with multi_grid. Default (4, 8, 16).
+    deep_stem (bool): the 2020 tree's 3x3x3 stem. Default False (the 2019 7x7 stem).
+
+Deviations from the official code: none by default. Unlike PaddleSeg's DANet there is no fourth
+auxiliary head and no ``align_mode=1`` resize (no torch equivalent).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence, Tuple
+
+import paddle
+from paddle import nn
+
+from .backbones import build_resnet
+from .backbones.resnet import batch_norm
+from .layers import CAM_Module, PAM_Module, resize
+from .registry import MODELS
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2D(in_channels, out_channels, 3, padding=1, bias_attr=False),
+        batch_norm(out_channels),
+        nn.ReLU(),
+    )
+
+
+def dropout_classifier(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(nn.Dropout2D(0.1), nn.Conv2D(in_channels, out_channels, 1))
+
+
+class DANetHead(nn.Layer):
+    """Two attention branches on the c4 feature map; returns (fused, pam, cam) logits."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        inter_channels = in_channels // 4
+        self.conv5a = conv_bn_relu(in_channels, inter_channels)
+        self.conv5c = conv_bn_relu(in_channels, inter_channels)
+        self.sa = PAM_Module(inter_channels)
+        self.sc = CAM_Module(inter_channels)
+        self.conv51 = conv_bn_relu(inter_channels, inter_channels)
+        self.conv52 = conv_bn_relu(inter_channels, inter_channels)
+        self.conv6 = dropout_classifier(inter_channels, out_channels)
+        self.conv7 = dropout_classifier(inter_channels, out_channels)
+        self.conv8 = dropout_classifier(inter_channels, out_channels)
+
+    def forward(self, x: paddle.Tensor) -> Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
+        sa_conv = self.conv51(self.sa(self.conv5a(x)))
+        sc_conv = self.conv52(self.sc(self.conv5c(x)))
+        fused = self.conv8(sa_conv + sc_conv)
+        return fused, self.conv6(sa_conv), self.conv7(sc_conv)
+
+
+class DANet(nn.Layer):
+    """Dilated ResNet (output stride 8) + DANet head; logits at the input resolution."""
+
+    def __init__(self, num_classes: int = 19, backbone: str = "resnet50", multi_grid: bool = False,
+                 multi_dilation: Sequence[int] = (4, 8, 16), deep_stem: bool = False) -> None:
+        super().__init__()
+        self.pretrained = build_resnet(backbone, dilated=True, multi_grid=multi_grid,
+                                       multi_dilation=tuple(multi_dilation), deep_stem=deep_stem)
+        self.head = DANetHead(2048, num_classes)
+
+    def forward(self, x: paddle.Tensor) -> Tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor]:
+        size = x.shape[2:]
+        c4 = self.pretrained(x)[3]
+        return tuple(resize.bilinear(o, size) for o in self.head(c4))
+
+
+@MODELS.register("danet")
+def danet(backbone: str = "resnet50", num_classes: int = 19, multi_grid: bool = False,
+          multi_dilation: Sequence[int] = (4, 8, 16), deep_stem: bool = False) -> DANet:
+    return DANet(num_classes, backbone, multi_grid, multi_dilation, deep_stem)

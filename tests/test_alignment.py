@@ -1,0 +1,79 @@
+"""The alignment checks at `small` size, run in-process as `python -m alignment.check_*` would.
+
+Each check must meet its bar (exit 0). The backward check may instead exit 3 ("rounding": a
+float32 miss) only with complete float64 evidence that every value agrees to 1e-9. A last test
+breaks the Paddle port on purpose and expects the checks to fail.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alignment import (
+    check_backward, check_data, check_forward, check_loss, check_lr, check_metric, check_train,
+)
+from alignment.harness import EXIT_FAIL, EXIT_PASS, EXIT_ROUNDING
+
+
+def _args(case, out, *extra):
+    return ["--model", case, "--size", "small", "--out", str(out), *extra]
+
+
+def _result(out, step, case, dtype):
+    return json.loads((out / step / f"{case}_small_{dtype}_result.json").read_text())
+
+
+@pytest.mark.parametrize("case", ["danet_r50", "danet_r101_mg"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_forward(tmp_path, case, dtype):
+    assert check_forward.main(_args(case, tmp_path, "--dtype", dtype)) == EXIT_PASS
+    result = _result(tmp_path, "forward", case, dtype)
+    assert (tmp_path / "forward" / f"{case}_small_{dtype}_torch.npy").is_file()
+    if dtype == "float64":  # every hooked stage was compared
+        assert sum(r["name"].startswith("feat.") for r in result["rows"]) >= 11
+
+
+@pytest.mark.parametrize("check", [check_loss, check_lr, check_metric, check_data])
+def test_cheap_steps(tmp_path, check):
+    assert check.main(_args("danet_r50", tmp_path)) == EXIT_PASS
+
+
+def test_backward_danet_r50(tmp_path):
+    code = check_backward.main(_args("danet_r50", tmp_path))
+    result = _result(tmp_path, "backward", "danet_r50", "float32")
+    assert code in (EXIT_PASS, EXIT_ROUNDING)
+    losses = [r for r in result["rows"] if r["name"].endswith(".loss")]
+    assert len(losses) == 5 and all(r["passed"] for r in losses)
+    if code == EXIT_ROUNDING:
+        assert result["evidence"] and all(r["passed"] for r in result["evidence"])
+        assert len(result["evidence"]) == len(result["rows"])
+
+
+def test_train_danet_r50(tmp_path):
+    assert check_train.main(_args("danet_r50", tmp_path)) == EXIT_PASS
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("check", [check_backward, check_train])
+def test_heavy_steps_danet_r101(tmp_path, check):
+    assert check.main(_args("danet_r101_mg", tmp_path)) in (EXIT_PASS, EXIT_ROUNDING)
+
+
+def test_a_broken_port_fails(tmp_path, monkeypatch):
+    """CAM without the row-max subtraction: the float64 forward check must catch it."""
+    import paddle
+
+    from paddle_models.layers import attention
+
+    def wrong_cam(self, x):
+        b, c, h, w = x.shape
+        flat = x.reshape([b, c, -1])
+        attention_map = self.softmax(paddle.bmm(flat, flat.transpose([0, 2, 1])))
+        return self.gamma * paddle.bmm(attention_map, flat).reshape([b, c, h, w]) + x
+
+    monkeypatch.setattr(attention.CAM_Module, "forward", wrong_cam)
+    assert check_forward.main(_args("danet_r50", tmp_path, "--dtype", "float64")) == EXIT_FAIL
+    failed = [r["name"] for r in _result(tmp_path, "forward", "danet_r50", "float64")["rows"] if not r["passed"]]
+    assert "feat.head.sc" in failed and "feat.head.sa" not in failed
