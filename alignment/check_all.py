@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
 from . import (
-    check_backward, check_data, check_forward, check_loss, check_lr, check_metric, check_train,
+    check_backward,
+    check_data,
+    check_factseg_modes,
+    check_forward,
+    check_loss,
+    check_lr,
+    check_metric,
+    check_train,
 )
 from .cases import resolve_cases
 from .harness import DEFAULT_OUT, EXIT_ROUNDING, combine_exit_codes, result_stem
@@ -33,6 +40,10 @@ STEPS: List[Tuple[str, Callable, List[str], str]] = [
     ("data", check_data.main, [], "float32"),
     ("train", check_train.main, [], "float32"),
 ]
+
+
+# Model-specific steps a case lists in ``extra_checks``.
+EXTRA_STEPS: Dict[str, Tuple[Callable, str]] = {"factseg_modes": (check_factseg_modes.main, "float32")}
 
 
 def _worst(rows: List[Dict]) -> Dict | None:
@@ -51,9 +62,12 @@ def _cell(row: Dict | None) -> str:
             f"(max\\|ref\\| {row['ref_max']:.2e})")
 
 
-def write_report(out: Path, size: str, results: List[Dict], seconds: float) -> Path:
+def write_report(out: Path, size: str, results: List[Dict], seconds: float | None) -> Path:
+    how = (f"Command: `python -m alignment.check_all --size {size}` ({seconds / 60:.1f} min). "
+           if seconds is not None else
+           f"Collected (`--from-results`) from the result files of `python -m alignment.check_<step> --size {size}`. ")
     lines = [f"# Alignment report ({size})", "",
-             f"Command: `python -m alignment.check_all --size {size}` ({seconds / 60:.1f} min). "
+             how +
              "Columns: worst value by max|diff|/max|ref| — max|diff| / mean|diff| (max|ref|).", "",
              "| case | step | dtype | status | worst: max / mean diff | bar | float64 evidence |",
              "|---|---|---|---|---|---|---|"]
@@ -72,6 +86,17 @@ def write_report(out: Path, size: str, results: List[Dict], seconds: float) -> P
     return path
 
 
+def update_readme(readme: Path, size: str, report: str) -> None:
+    """Replace ``<!-- alignment:<size>:start -->`` .. ``<!-- alignment:<size>:end -->`` with the report."""
+    start, end = f"<!-- alignment:{size}:start -->", f"<!-- alignment:{size}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme}: markers {start} / {end} not found")
+    body = report.split("\n", 2)[2]  # drop the report's own title
+    head, rest = text.split(start, 1)
+    readme.write_text(f"{head}{start}\n{body.strip()}\n{end}{rest.split(end, 1)[1]}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="*", default=None)
@@ -79,19 +104,36 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--steps", nargs="*", default=None, help="subset of steps to run")
     parser.add_argument("--allow-rounding", action="store_true")
+    parser.add_argument("--from-results", action="store_true",
+                        help="do not run anything: build the report from the result files the checks wrote")
+    parser.add_argument("--readme", type=Path, default=None,
+                        help="also replace the README section between the alignment markers with the report")
     args = parser.parse_args(argv)
     start = time.time()
     codes, results = [], []
     for case in resolve_cases(args.model):
-        for step, main_fn, extra, dtype in STEPS:
+        steps = STEPS + [(name, *EXTRA_STEPS[name][:1], [], EXTRA_STEPS[name][1]) for name in case.extra_checks]
+        for step, main_fn, extra, dtype in steps:
             if args.steps and step not in args.steps:
                 continue
-            argv_step = ["--model", case.name, "--size", args.size, "--out", str(args.out), *extra]
-            codes.append(main_fn(argv_step))
             stem = result_stem(case.name, args.size, dtype)
-            results.append(json.loads((args.out / step / f"{stem}_result.json").read_text()))
-    report = write_report(args.out, args.size, results, time.time() - start)
+            path = args.out / step / f"{stem}_result.json"
+            if args.from_results:
+                if not path.is_file():
+                    print(f"[{step}] {case.name}: no result file {path} (run the check first)")
+                    codes.append(1)
+                    continue
+                result = json.loads(path.read_text())
+                codes.append({"pass": 0, "rounding": EXIT_ROUNDING}.get(result["status"], 1))
+            else:
+                argv_step = ["--model", case.name, "--size", args.size, "--out", str(args.out), *extra]
+                codes.append(main_fn(argv_step))
+                result = json.loads(path.read_text())
+            results.append(result)
+    report = write_report(args.out, args.size, results, None if args.from_results else time.time() - start)
     print(f"report: {report}")
+    if args.readme:
+        update_readme(args.readme, args.size, report.read_text())
     code = combine_exit_codes(codes)
     return 0 if code == EXIT_ROUNDING and args.allow_rounding else code
 

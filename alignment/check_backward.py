@@ -18,8 +18,18 @@ import numpy as np
 
 from .cases import AlignCase
 from .harness import (
-    FLOAT64_REL, StepResult, annotate_with_truth, build_pair, make_batch, make_parser, paddle_dtype, relative_bar,
-    result_stem, run_step, save_reprod_pair,
+    BN_EPS_NOTE,
+    FLOAT64_REL,
+    StepResult,
+    annotate_with_truth,
+    build_pair,
+    make_batch,
+    make_parser,
+    paddle_dtype,
+    relative_bar,
+    result_stem,
+    run_step,
+    save_reprod_pair,
 )
 from .stepping import FLOAT32_COEFFICIENTS_NOTE, TwinTrainer, step_rows
 
@@ -60,7 +70,7 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
         annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
     if args.dtype == "float64" or result.evidence:
         result.notes += ["float64 runs use an exact resize in place of Paddle's bilinear kernel "
-                         "(see check_forward)", FLOAT32_COEFFICIENTS_NOTE]
+                         "(see check_forward)", FLOAT32_COEFFICIENTS_NOTE, BN_EPS_NOTE]
     return result
 
 

@@ -17,8 +17,20 @@ import numpy as np
 
 from .cases import AlignCase
 from .harness import (
-    FLOAT64_REL, StepResult, build_pair, compare_dicts, feature_hooks, flatten_outputs, forward_bar,
-    make_batch, paddle_dtype, relative_bar, result_stem, run_step, save_reprod_pair,
+    BN_EPS_NOTE,
+    FLOAT64_REL,
+    StepResult,
+    build_pair,
+    compare_dicts,
+    feature_hooks,
+    flatten_outputs,
+    forward_bar,
+    make_batch,
+    paddle_dtype,
+    relative_bar,
+    result_stem,
+    run_step,
+    save_reprod_pair,
 )
 
 
@@ -65,7 +77,7 @@ def interpolate_kernel_effect(seed: int) -> str:
 def float64_evidence(case: AlignCase, args: argparse.Namespace) -> Tuple[List, List[str]]:
     torch_values, paddle_values = run_forward(case, args.size, "float64", args.seed, hooks=True)
     rows = compare_dicts(torch_values, paddle_values, relative_bar(FLOAT64_REL))
-    return rows, [interpolate_kernel_effect(args.seed)]
+    return rows, [interpolate_kernel_effect(args.seed), BN_EPS_NOTE]
 
 
 def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
@@ -76,7 +88,7 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     if args.dtype == "float64":
         rows = compare_dicts(torch_info, paddle_info, relative_bar(FLOAT64_REL))
         return StepResult("forward", case.name, args.size, args.dtype, rows,
-                          notes=[interpolate_kernel_effect(args.seed)])
+                          notes=[interpolate_kernel_effect(args.seed), BN_EPS_NOTE])
     result = StepResult("forward", case.name, args.size, args.dtype,
                         compare_dicts(torch_info, paddle_info, forward_bar))
     if not all(r.passed for r in result.rows):

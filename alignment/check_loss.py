@@ -18,7 +18,14 @@ import numpy as np
 
 from .cases import AlignCase
 from .harness import (
-    Row, StepResult, build_pair, flatten_outputs, make_batch, relative_bar, result_stem, run_step,
+    Row,
+    StepResult,
+    build_pair,
+    flatten_outputs,
+    make_batch,
+    relative_bar,
+    result_stem,
+    run_step,
     save_reprod_pair,
 )
 

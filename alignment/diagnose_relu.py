@@ -1,6 +1,6 @@
-"""Why float32 gradients can miss the backward bar while float64 agrees: ReLU sign flips.
+"""Why float32 gradients can miss the backward bar while float64 agrees: activation sign flips.
 
-A ReLU's gradient is a step function of its input. Where a pre-activation lies within float32
+The gradient of a ReLU (PReLU, LeakyReLU) is a step function of its input. Where a pre-activation lies within float32
 rounding of 0, torch and Paddle (whose conv kernels round differently) can disagree on its sign,
 and the whole upstream gradient at that position is kept by one and dropped by the other. This
 script counts such flips, per ReLU call, between the two frameworks' float32 forwards on the
@@ -28,11 +28,11 @@ def relu_inputs(torch_model, paddle_model, inputs) -> Dict[str, List[List[np.nda
     captured: Dict[str, Dict[str, List[np.ndarray]]] = {"torch": {}, "paddle": {}}
     handles = []
     for name, module in torch_model.named_modules():
-        if isinstance(module, torch.nn.ReLU):
+        if isinstance(module, (torch.nn.ReLU, torch.nn.PReLU, torch.nn.LeakyReLU)):
             handles.append(module.register_forward_pre_hook(
                 lambda m, i, n=name: captured["torch"].setdefault(n, []).append(i[0].detach().numpy().copy())))
     for name, layer in paddle_model.named_sublayers():
-        if isinstance(layer, pnn.ReLU):
+        if isinstance(layer, (pnn.ReLU, pnn.PReLU, pnn.LeakyReLU)):
             handles.append(layer.register_forward_pre_hook(
                 lambda m, i, n=name: captured["paddle"].setdefault(n, []).append(i[0].numpy().copy())))
     with torch.no_grad(), paddle.no_grad():
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
                 rows.append((int(((t32 > 0) != (p32 > 0)).sum()), int(((t32 > 0) != (t64 > 0)).sum()),
                              int(((p32 > 0) != (t64 > 0)).sum()), t32.size, f"{name}#{k}"))
         total = [sum(r[i] for r in rows) for i in range(3)]
-        print(f"{case.name} ({shape}): {len(rows)} ReLU calls, {sum(r[3] for r in rows)} pre-activations; "
+        print(f"{case.name} ({shape}): {len(rows)} activation calls, {sum(r[3] for r in rows)} pre-activations; "
               f"sign flips torch32-vs-paddle32 {total[0]}, torch32-vs-float64 {total[1]}, "
               f"paddle32-vs-float64 {total[2]}")
         for flips, t_flips, p_flips, size, name in sorted(rows, reverse=True)[: args.top]:

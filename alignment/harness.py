@@ -115,7 +115,7 @@ class StepResult:
     notes: List[str] = field(default_factory=list)
     status: str = ""
 
-    def finalize(self) -> "StepResult":
+    def finalize(self) -> StepResult:
         if all(r.passed for r in self.rows):
             self.status = "pass"
         elif self.dtype == "float32" and self.evidence and all(r.passed for r in self.evidence):
@@ -215,7 +215,7 @@ def randomize_reference(model, seed: int, case: AlignCase | None = None,
     networks look different, so the reference gets: BN weight U(0.8, 1.2), bias N(0, 0.05),
     running mean N(0, 0.05), running var U(0.8, 1.2); the BN closing each residual branch
     (``bn3``) weight U(0.1, 0.3) (trained ResNets have small ones; cf. zero-init residual);
-    attention gammas U(0.3, 1.0); and the case's classifier weights multiplied by
+    PReLU slopes U(0.1, 0.4); attention gammas U(0.3, 1.0); and the case's classifier weights multiplied by
     ``case.logit_scale`` so that logits are O(10) as in a trained segmentation model.
     ``--init plain`` skips the bn3 and classifier rescaling (fresh He-init) to show that regime.
     """
@@ -232,12 +232,26 @@ def randomize_reference(model, seed: int, case: AlignCase | None = None,
                 module.bias.copy_(0.05 * torch.randn(n, generator=gen))
                 module.running_mean.copy_(0.05 * torch.randn(n, generator=gen))
                 module.running_var.copy_(0.8 + 0.4 * torch.rand(n, generator=gen))
+            elif isinstance(module, torch.nn.PReLU):
+                module.weight.copy_(0.1 + 0.3 * torch.rand(module.weight.shape, generator=gen))
         for name, param in model.named_parameters():
             if name.endswith("gamma") and param.numel() == 1:
                 param.copy_(0.3 + 0.7 * torch.rand(1, generator=gen))
         if case is not None and scale_logits and not plain:
             for name in case.logit_layers:
                 model.get_submodule(name).weight.mul_(case.logit_scale)
+
+
+BN_EPS_NOTE = ("Paddle's batch_norm op holds epsilon as a float32 attribute (0.01 -> 0.0099999998); "
+               "float64 runs give the torch BatchNorms the same float32-rounded epsilon")
+
+
+def round_bn_eps_to_float32(torch_model) -> None:
+    import torch
+
+    for module in torch_model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eps = float(np.float32(module.eps))
 
 
 def build_pair(case: AlignCase, dtype: str = "float32", seed: int = 0, scale_logits: bool = True):
@@ -256,6 +270,7 @@ def build_pair(case: AlignCase, dtype: str = "float32", seed: int = 0, scale_log
     randomize_reference(torch_model, seed, case, scale_logits)
     if dtype == "float64":
         torch_model = torch_model.double()
+        round_bn_eps_to_float32(torch_model)
     with paddle_dtype(dtype):
         paddle_model = paddle_models.build_model(case.model, **case.model_kwargs)
     paddle_model.set_state_dict(convert_state_dict(torch_model.state_dict(), paddle_model))
@@ -266,7 +281,11 @@ def build_pair(case: AlignCase, dtype: str = "float32", seed: int = 0, scale_log
 
 def make_batch(case: AlignCase, shape: Sequence[int], seed: int, dtype: str = "float32"):
     rng = np.random.RandomState(seed)
-    inputs = [(rng.randn(*shape) * case.input_scale).astype(dtype) for _ in range(case.num_inputs)]
+    if case.input_range is not None:
+        low, high = case.input_range
+        inputs = [rng.uniform(low, high, size=shape).astype(dtype) for _ in range(case.num_inputs)]
+    else:
+        inputs = [(rng.randn(*shape) * case.input_scale).astype(dtype) for _ in range(case.num_inputs)]
     labels = case.make_labels(rng, tuple(shape))
     return inputs, labels
 

@@ -9,21 +9,23 @@ import numpy as np
 from .cases import AlignCase
 from .convert import torch_key_to_paddle
 
-
 FLOAT32_COEFFICIENTS_NOTE = (
-    "Paddle's optimizer ops hold momentum, weight decay and Adam betas/eps as float32 attributes "
-    "(0.9 -> 0.89999998) even for float64 parameters; float64 runs give the torch optimizer the same "
-    "float32-rounded coefficients (with exact 0.9 the two drift apart by ~1e-9 relative per step)")
+    "Paddle's Momentum op holds momentum and weight decay, and AdamW its weight decay, as float32 "
+    "attributes (0.9 -> 0.89999998) even for float64 parameters (Adam's betas/eps stay exact); float64 "
+    "runs give the torch optimizer the same float32-rounded coefficients (with exact values the two "
+    "drift apart by ~1e-9 relative per step)")
+
+# Which coefficients each Paddle optimizer holds in float32 (measured on Paddle 3.3.1, float64 params).
+_FLOAT32_COEFFICIENTS = {"momentum": ("momentum", "weight_decay"), "sgd": ("momentum", "weight_decay"),
+                         "adamw": ("weight_decay",), "adam": ()}
 
 
 def float32_coefficients(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """The optimizer config with its float coefficients rounded to float32, as Paddle holds them."""
+    """The optimizer config with the coefficients Paddle keeps in float32 rounded to float32."""
     out = dict(cfg)
-    for key in ("momentum", "weight_decay", "eps"):
-        if key in out and out[key] is not None:
+    for key in _FLOAT32_COEFFICIENTS.get(out.get("type", "momentum"), ()):
+        if out.get(key) is not None:
             out[key] = float(np.float32(out[key]))
-    if "betas" in out:
-        out["betas"] = [float(np.float32(b)) for b in out["betas"]]
     return out
 
 

@@ -16,12 +16,15 @@ Labels. Every label file is classified when it is read (``inspect_label``): "0-2
 PNGs), "0-1" (largest value <= ``ZERO_ONE_MAX`` = 3: DASNet-V2's converted 0/1 files, which are JPEGs
 too and so reach 2), or "blank" (all zero: no change, either encoding). Binarisation: 0-255 -> value >=
 ``threshold`` (default 128, the DASNet-V2 rule; ``threshold=2`` reproduces the 2025 official DASNet's
-``label > 1``); 0-1 -> value >= 1. The dataset reports what it saw: ``label_encoding`` ("0-255", "0-1",
-"mixed", "blank" when every label seen was all zero, "unknown" before any was read), ``encoding_counts``
-and an INFO log line after probing ``probe`` labels at construction; mixed encodings give a warning
-with the counts. A 0-255 label with many mid values (64..191, beyond JPEG edge noise) warns above
-``MID_WARN_FRACTION`` and is an error above ``MID_ERROR_FRACTION`` of its pixels (a photo or a soft map
-picked as the label).
+``label > 1``, which also takes the JPEG halo around every change: +18.5 % changed pixels on the
+synthetic CDD, labels at JPEG quality 75); 0-1 -> value >= 1. (DASNet-V2's 0/1 JPEGs, written by
+``cv2.imwrite`` at quality 95, already lost about 0.6 % of the changed pixels on the synthetic CDD, up
+to 1.2 % per image; nothing can recover them.) The dataset reports what it saw: ``label_encoding``
+("0-255", "0-1", "mixed", "blank" when every label seen was all zero, "unknown" before any was read),
+``encoding_counts`` and an INFO log line after probing ``probe`` labels at construction; mixed
+encodings give a warning with the counts. A 0-255 label with many mid values (64..191, beyond JPEG edge
+noise) warns above ``MID_WARN_FRACTION`` and is an error above ``MID_ERROR_FRACTION`` of its pixels (a
+photo or a soft map picked as the label).
 
 Preprocessing and augmentation: see ``data.cd_transforms`` ("dasnet": BGR minus per-time mean;
 "lsnet": raw 0-255 floats; augmentation off by default, "lsnet" = flips + rot90).
@@ -30,12 +33,12 @@ Preprocessing and augmentation: see ``data.cd_transforms`` ("dasnet": BGR minus 
 lists ``(t0_path, t1_path, label_path)`` in order; ``names`` the sample names.
 
 Deviations from the official code (lehaifeng/DASNet ``dataset/rs.py``, silence-tang/DASNet-V2, LSNet
-``utils/dataloaders.py``), all about bad input:
+``utils/dataloaders.py``):
 - a malformed list line is an error naming the line; the official ``except ValueError`` branch silently
   keeps the PREVIOUS line's image names and fails later on a label path made of the whole line.
   Windows line ends are accepted (the official ``strip("\\n")`` keeps the ``\\r`` in the label path).
 - a file missing from a list / folder, A/B or image/label size mismatches, non-RGB images (the
-  official ``Image.open`` without ``convert`` crashes later, or, for RGBA, broadcasts wrongly), empty
+  official ``Image.open`` without ``convert`` fails later in ``data_transform`` with a numpy error), empty
   splits, unreadable / truncated / empty files: ``DatasetError`` naming the file (and list line).
 - 0/1 labels are detected: the 2025 official ``label > 1`` turns a DASNet-V2 0/1 label into all zeros
   silently; here a 0/1 file is binarised at >= 1 whatever ``threshold`` is.
@@ -349,8 +352,15 @@ class CDDDataset:
             (with a warning per file) instead of raising. Default False.
 
     Attributes: ``samples`` (``CDSample`` list), ``files``, ``names``, ``layout``, ``label_encoding``,
-    ``encoding_counts``, ``means`` (BGR T0/T1 for "dasnet", else None).
+    ``encoding_counts``, ``means`` (BGR T0/T1 for "dasnet", else None); class constants ``NUM_CLASSES``,
+    ``CLASS_NAMES``, ``PALETTE`` and ``IGNORE_INDEX`` (255, never produced: the labels have no ignored
+    pixels) for the training pipeline.
     """
+
+    NUM_CLASSES = 2
+    CLASS_NAMES = ("unchanged", "changed")
+    PALETTE = ((0, 0, 0), (255, 255, 255))
+    IGNORE_INDEX = 255
 
     def __init__(
         self,

@@ -12,7 +12,13 @@ import json
 import pytest
 
 from alignment import (
-    check_backward, check_data, check_forward, check_loss, check_lr, check_metric, check_train,
+    check_backward,
+    check_data,
+    check_forward,
+    check_loss,
+    check_lr,
+    check_metric,
+    check_train,
 )
 from alignment.harness import EXIT_FAIL, EXIT_PASS, EXIT_ROUNDING
 

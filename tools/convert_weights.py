@@ -44,7 +44,9 @@ def convert_checkpoint(model_name: str, model_kwargs: Dict[str, Any], src: str, 
 
     import paddle_models
     from alignment.convert import (
-        convert_state_dict, find_sublayer_prefix, load_torch_checkpoint,
+        convert_state_dict,
+        find_sublayer_prefix,
+        load_torch_checkpoint,
     )
     from common.fileio import atomic_save
     from paddle_models.backbones import ResNet
@@ -55,10 +57,14 @@ def convert_checkpoint(model_name: str, model_kwargs: Dict[str, Any], src: str, 
     if is_torchvision_resnet(state_dict):
         prefix = find_sublayer_prefix(model, ResNet)
         backbone = model if not prefix else dict(model.named_sublayers())[prefix[:-1]]
-        converted = convert_state_dict(state_dict, backbone)
+        # torchvision's ImageNet classifier is unused by encoders built without one (FactSeg).
+        has_fc = any(k.startswith("fc.") for k in backbone.state_dict())
+        unused = [k for k in state_dict if k.startswith("fc.") and not has_fc]
+        converted = convert_state_dict({k: v for k, v in state_dict.items() if k not in unused}, backbone)
         converted = {prefix + k: v for k, v in converted.items()}
         not_loaded: List[str] = [k for k in model.state_dict() if k not in converted]
-        report.update(kind="backbone", prefix=prefix, loaded=len(converted), not_loaded=not_loaded)
+        report.update(kind="backbone", prefix=prefix, loaded=len(converted), not_loaded=not_loaded,
+                      unused=unused)
     else:
         converted = convert_state_dict(state_dict, model)
         report.update(kind="full", loaded=len(converted), not_loaded=[])
@@ -118,6 +124,8 @@ def main(argv=None) -> int:
     if report["not_loaded"]:
         print(f"not loaded from {args.src} ({len(report['not_loaded'])} keys, e.g. "
               f"{', '.join(report['not_loaded'][:5])}); they keep their initialisation")
+    if report.get("unused"):
+        print(f"ignored from {args.src} (this model has no such layer): {', '.join(report['unused'])}")
     if "verify_max_rel_diff" in report:
         print(f"verify: max relative output difference torch vs paddle {report['verify_max_rel_diff']:.2e}")
     return 0

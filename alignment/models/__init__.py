@@ -1,0 +1,1 @@
+"""Alignment cases, one module per model (each calls ``register_case``)."""

@@ -1,0 +1,225 @@
+"""Shared pieces of the benchmarks: thread setup, the per-model input table, twin model builders,
+output flattening, the surrogate training loss, export to Paddle Inference, allocator detection.
+
+Import this module BEFORE paddle or torch (``setup_threads`` must set the OpenMP/MKL variables
+before either framework starts its thread pools).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def setup_threads(threads: int) -> None:
+    """Same thread count in both frameworks: env for the OpenMP/MKL pools (read when the framework
+    loads), then each framework's own setter."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    import paddle
+    import torch
+
+    torch.set_num_threads(threads)
+    paddle.set_device("cpu")
+    paddle.base.core.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmarked model: registry name, build kwargs, input shapes (full and --quick)."""
+
+    model: str
+    kwargs: Dict[str, Any] = field(default_factory=dict)
+    inputs: Tuple[Tuple[int, ...], ...] = ((1, 3, 512, 512),)
+    quick_inputs: Tuple[Tuple[int, ...], ...] = ((1, 3, 64, 64),)
+
+
+PAIR = ((1, 3, 256, 256), (1, 3, 256, 256))
+QUICK_PAIR = ((1, 3, 64, 64), (1, 3, 64, 64))
+
+# name -> case. Inputs are the issue's stated sizes (DANet/FactSeg 1x3x512x512, change detection one
+# 256x256 pair). A registered model missing here is reported as skipped, never silently dropped.
+CASES: Dict[str, Case] = {
+    "danet_r50": Case("danet", {"backbone": "resnet50"}),
+    "danet_r101": Case("danet", {"backbone": "resnet101"}),
+    "dasnet": Case("dasnet", {}, PAIR, QUICK_PAIR),
+    "dasnet_v2": Case("dasnet_v2", {}, PAIR, QUICK_PAIR),
+    "lsnet": Case("lsnet", {}, PAIR, QUICK_PAIR),
+    "factseg": Case("factseg", {}),
+}
+
+
+def cases_for_registered(names: Sequence[str] | None = None) -> Tuple[Dict[str, Case], List[str]]:
+    """The cases of registered models (optionally only ``names``) and the registered models without one."""
+    import paddle_models
+
+    registered = set(paddle_models.MODELS.names())
+    chosen = {k: c for k, c in CASES.items() if c.model in registered and (not names or k in names)}
+    if names:
+        unknown = [n for n in names if n not in CASES]
+        if unknown:
+            raise SystemExit(f"unknown case(s) {unknown}; known: {sorted(CASES)}")
+    covered = {c.model for c in CASES.values()}
+    return chosen, sorted(registered - covered)
+
+
+def build_twins(case: Case, seed: int = 0):
+    """(torch model, paddle model) with the SAME weights (torch init converted to Paddle)."""
+    import paddle
+    import torch
+
+    import paddle_models
+    import torch_ref
+    from alignment.convert import convert_state_dict
+
+    torch.manual_seed(seed)
+    torch_model = torch_ref.build_model(case.model, **case.kwargs)
+    paddle_model = paddle_models.build_model(case.model, **case.kwargs)
+    paddle_model.set_state_dict(convert_state_dict(torch_model.state_dict(), paddle_model))
+    # gamma = 0 (the init) lets PAM/CAM skip nothing in compute but zeroes their effect; a nonzero
+    # value makes the output comparisons below exercise the attention too.
+    for model in (torch_model, paddle_model):
+        for name, param in model.named_parameters():
+            if name.endswith("gamma"):
+                if isinstance(param, torch.Tensor):
+                    with torch.no_grad():
+                        param.fill_(0.5)
+                else:
+                    param.set_value(paddle.full(param.shape, 0.5, dtype=param.dtype))
+    return torch_model, paddle_model
+
+
+def make_inputs(shapes: Sequence[Sequence[int]], seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(tuple(s)).astype("float32") for s in shapes]
+
+
+def flatten(outputs: Any) -> List[Any]:
+    """Nested tuples/lists/dicts of tensors -> flat list (model outputs differ in structure)."""
+    if isinstance(outputs, (list, tuple)):
+        return [t for o in outputs for t in flatten(o)]
+    if isinstance(outputs, dict):
+        return [t for k in sorted(outputs) for t in flatten(outputs[k])]
+    return [outputs]
+
+
+def surrogate_loss(outputs: Any):
+    """Sum over every output of mean(o^2): touches every output so backward covers the whole graph,
+    and needs no task-specific labels (the timing is of forward + backward + optimizer, not of a loss)."""
+    return sum(o.pow(2).mean() for o in flatten(outputs))
+
+
+def allocator() -> str:
+    """The malloc in use, from this process's mapped libraries (LD_PRELOAD of jemalloc/tcmalloc)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = ""
+    for name in ("jemalloc", "tcmalloc", "mimalloc"):
+        if name in maps:
+            conf = os.environ.get("MALLOC_CONF", "")
+            return f"{name}" + (f" (MALLOC_CONF={conf})" if conf else "")
+    return "glibc malloc (no LD_PRELOAD allocator)"
+
+
+def environment(threads: int) -> Dict[str, Any]:
+    import paddle
+    import torch
+
+    return {"paddle": paddle.__version__, "torch": torch.__version__, "python": platform.python_version(),
+            "threads": threads, "cpu_count": os.cpu_count(), "cpu": _cpu_name(), "allocator": allocator(),
+            "load_average_at_start": list(os.getloadavg())}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def export_for_inference(paddle_model, shapes: Sequence[Sequence[int]], out_dir: str | None = None) -> str:
+    """``paddle.jit.save`` the model with ALL its outputs flattened (the same computation the eager
+    runs do) at the fixed input shapes; returns the folder (inference.json + inference.pdiparams)."""
+    import paddle
+
+    wrapper = _wrapper(paddle_model, len(shapes))
+    wrapper.eval()
+    out_dir = out_dir or tempfile.mkdtemp(prefix="bench_export_")
+    specs = [paddle.static.InputSpec(list(s), "float32", f"x{i}") for i, s in enumerate(shapes)]
+    paddle.jit.save(wrapper, os.path.join(out_dir, "inference"), input_spec=specs)
+    return out_dir
+
+
+def _wrapper(model, num_inputs: int):
+    import paddle
+
+    class OneInput(paddle.nn.Layer):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x0):
+            return flatten(self.inner(x0))
+
+    class TwoInputs(OneInput):
+        def forward(self, x0, x1):
+            return flatten(self.inner(x0, x1))
+
+    if num_inputs not in (1, 2):
+        raise ValueError(f"benchmarks export 1 or 2 inputs, got {num_inputs}")
+    return (OneInput if num_inputs == 1 else TwoInputs)(model)
+
+
+def inference_config(model_dir: str, threads: int, onednn: str):
+    """A Paddle Inference CPU config. ``onednn``: "off" (disable_mkldnn), "plain" (enable_mkldnn with
+    every pass), "no_placement" (enable_mkldnn + delete_pass("onednn_placement_pass"))."""
+    from paddle import inference
+
+    config = inference.Config(os.path.join(model_dir, "inference.json"), os.path.join(model_dir, "inference.pdiparams"))
+    config.disable_gpu()
+    config.disable_glog_info()
+    config.set_cpu_math_library_num_threads(threads)
+    if onednn == "off":
+        config.disable_mkldnn()
+    elif onednn in ("plain", "no_placement"):
+        config.enable_mkldnn()
+        if onednn == "no_placement":
+            config.delete_pass("onednn_placement_pass")
+    else:
+        raise ValueError(f"onednn must be off, plain or no_placement, got {onednn!r}")
+    return config
+
+
+def run_all_outputs(predictor, inputs) -> List[Any]:
+    import numpy as np
+
+    for name, array in zip(predictor.get_input_names(), inputs):
+        handle = predictor.get_input_handle(name)
+        handle.reshape(list(array.shape))
+        handle.copy_from_cpu(np.ascontiguousarray(array, dtype=np.float32))
+    predictor.run()
+    return [predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()]
+
+
+def rel_l2(test, reference) -> float:
+    import numpy as np
+
+    test, reference = np.asarray(test, np.float64), np.asarray(reference, np.float64)
+    return float(np.linalg.norm(test - reference) / (np.linalg.norm(reference) or 1.0))

@@ -1,0 +1,206 @@
+"""Speed of every registered model: torch eager vs Paddle dygraph vs Paddle Inference, and one
+training step in each framework, measured side by side in one process.
+
+    python benchmarks/speed.py --threads 2 --runs 5 --out benchmarks/results/speed.json
+    python benchmarks/speed.py --quick            # smoke test, 64x64 inputs
+
+Per model (``common.CASES``): the twins are built with the same weights; after ``--warmup`` runs of
+each measurement, ``--runs`` repetitions are taken INTERLEAVED (one of each measurement per round), so
+machine-load drift hits all columns alike; the median is reported. Measurements:
+
+- ``torch``: torch eager inference (``eval()``, ``torch.no_grad()``);
+- ``paddle``: Paddle dygraph inference (``eval()``, ``paddle.no_grad()``);
+- ``infer_<mode>``: the model exported with ``paddle.jit.save`` (all outputs, fixed input shape) run
+  by a Paddle Inference predictor with oneDNN ``off`` / ``no_placement`` (oneDNN enabled,
+  ``onednn_placement_pass`` deleted) / ``plain`` (oneDNN with every pass; fails on bilinear
+  interpolate in Paddle 3.3.1 — reported as an error, not hidden);
+- ``train_torch`` / ``train_paddle``: one step (forward in train mode, surrogate loss = sum of
+  mean(o^2) over all outputs, backward, SGD-momentum step, zero grad) on the same input.
+
+Every Paddle output is also compared with torch (relative L2 of the first output), so a fast but wrong
+path shows up in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_utils as common  # noqa: E402  (sets sys.path; must precede paddle/torch)
+
+INFER_MODES = ("off", "no_placement", "plain")
+
+
+def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="*", default=None,
+                        help=f"cases (default all registered): {sorted(common.CASES)}")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--runs", type=int, default=5, help="timed repetitions (median reported)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="small inputs, runs=2: a smoke test")
+    parser.add_argument("--infer-modes", nargs="*", default=list(INFER_MODES), choices=INFER_MODES)
+    parser.add_argument("--no-train", action="store_true", help="skip the training steps")
+    parser.add_argument("--out", default=None, help="write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = min(args.runs, 2)
+    if args.runs < 1 or args.warmup < 0 or args.threads < 1:
+        parser.error("--runs and --threads must be >= 1, --warmup >= 0")
+    return args
+
+
+def torch_train_step(model, inputs) -> Callable[[], None]:
+    import torch
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-9, momentum=0.9, weight_decay=1e-4)
+
+    def step() -> None:
+        model.train()
+        loss = common.surrogate_loss(model(*inputs))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def paddle_train_step(model, inputs) -> Callable[[], None]:
+    import paddle
+
+    optimizer = paddle.optimizer.Momentum(learning_rate=1e-9, momentum=0.9, parameters=model.parameters(),
+                                          weight_decay=1e-4)
+
+    def step() -> None:
+        model.train()
+        loss = common.surrogate_loss(model(*inputs))
+        loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+
+    return step
+
+
+def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[str, Any]:
+    import paddle
+    import torch
+    from paddle import inference
+
+    shapes = case.quick_inputs if args.quick else case.inputs
+    arrays = common.make_inputs(shapes)
+    torch_model, paddle_model = common.build_twins(case)
+    torch_model.eval()
+    paddle_model.eval()
+    t_in = [torch.from_numpy(a) for a in arrays]
+    p_in = [paddle.to_tensor(a) for a in arrays]
+    result: Dict[str, Any] = {"model": case.model, "kwargs": case.kwargs, "inputs": [list(s) for s in shapes],
+                              "seconds": {}, "errors": {}, "rel_l2_vs_torch": {}}
+
+    with torch.no_grad():
+        reference = common.flatten(torch_model(*t_in))[0].numpy()
+
+    def torch_infer() -> Any:
+        with torch.no_grad():
+            return torch_model(*t_in)
+
+    def paddle_infer() -> Any:
+        with paddle.no_grad():
+            return paddle_model(*p_in)
+
+    fns: Dict[str, Callable[[], Any]] = {"torch": torch_infer, "paddle": paddle_infer}
+    result["rel_l2_vs_torch"]["paddle"] = common.rel_l2(common.flatten(paddle_infer())[0].numpy(), reference)
+
+    model_dir = common.export_for_inference(paddle_model, shapes)
+    for mode in args.infer_modes:
+        key = f"infer_{mode}"
+        try:
+            predictor = inference.create_predictor(common.inference_config(model_dir, args.threads, mode))
+            out = common.run_all_outputs(predictor, arrays)  # first run also optimises the graph
+            result["rel_l2_vs_torch"][key] = common.rel_l2(out[0], reference)
+            fns[key] = (lambda p=predictor: common.run_all_outputs(p, arrays))
+        except Exception as exc:  # a failing predictor mode is a finding, reported in the table
+            result["errors"][key] = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+
+    if not args.no_train:
+        fns["train_torch"] = torch_train_step(torch_model, t_in)
+        fns["train_paddle"] = paddle_train_step(paddle_model, p_in)
+
+    for _ in range(args.warmup):
+        for fn in fns.values():
+            fn()
+    samples: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(args.runs):
+        for key, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[key].append(time.perf_counter() - start)
+    result["samples"] = samples
+    result["seconds"] = {k: statistics.median(v) for k, v in samples.items()}
+    s = result["seconds"]
+    ratios = {k: s[k] / s["torch"] for k in s if k == "paddle" or k.startswith("infer_")}
+    if "train_paddle" in s:
+        ratios["train_paddle"] = s["train_paddle"] / s["train_torch"]
+    result["ratio_vs_torch"] = ratios
+    return result
+
+
+def format_table(results: Dict[str, Dict[str, Any]], modes: List[str], train: bool) -> str:
+    cols = ["torch", "paddle"] + [f"infer_{m}" for m in modes] + (["train_torch", "train_paddle"] if train else [])
+    header = ["model", "input"] + cols
+    rows = [header]
+    for name, r in results.items():
+        s, ratio = r["seconds"], r["ratio_vs_torch"]
+        cells = [name, "+".join("x".join(map(str, shape)) for shape in r["inputs"])]
+        for col in cols:
+            if col in s:
+                text = f"{s[col]:.3f}s"
+                if col in ratio:
+                    text += f" ({ratio[col]:.2f}x)"
+                cells.append(text)
+            else:
+                cells.append("error" if col in r["errors"] else "-")
+        rows.append(cells)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = parse_args(argv)
+    common.setup_threads(args.threads)
+    chosen, uncovered = common.cases_for_registered(args.models)
+    env = common.environment(args.threads)
+    print(f"# {env}", flush=True)
+    if uncovered:
+        print(f"# registered models without a benchmark case (skipped): {uncovered}", flush=True)
+    results: Dict[str, Dict[str, Any]] = {}
+    for name, case in chosen.items():
+        print(f"# {name} ...", flush=True)
+        results[name] = bench_case(name, case, args)
+        print(json.dumps({k: results[name][k] for k in ("seconds", "ratio_vs_torch", "rel_l2_vs_torch", "errors")}),
+              flush=True)
+    table = format_table(results, args.infer_modes, not args.no_train)
+    print("\nmedian seconds (Paddle/torch-eager ratio; train_paddle/train_torch):")
+    print(table)
+    for name, r in results.items():
+        for key, err in r["errors"].items():
+            print(f"{name} {key}: {err}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        payload = {"environment": env, "args": vars(args), "uncovered_models": uncovered, "results": results,
+                   "table": table}
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""FactSeg's sliding-window evaluation on full iSAID images, streamed row band by row band.
+
+Official protocol (``tools/isaid_eval.py::SegmSlidingWinInference`` with ``patch_size=896``,
+``stride=512``, ``size_divisor=32``; /work/shared/specs/factseg.md):
+
+1. windows: ``common.factseg_windows`` (896 / 512, last window shifted inward, a side shorter than 896
+   gives one window of its length), row by row;
+2. per window: the uint8 pixels as float32, ``(x - mean) / std`` on the 0-255 scale, zero-padded at the
+   bottom/right to a multiple of 32 AFTER normalisation, the model's fused class probabilities (eval
+   mode) cropped back to the window;
+3. the probabilities are SUMMED into a float32 canvas with a per-pixel window count, in window order;
+   ``canvas / count``; argmax over the classes (first maximum on ties). No flip, no scales;
+4. one 16 x 16 confusion matrix over all images (background included): IoU per class, mIoU over the 16
+   classes and the 15-class foreground mean. Per-class names are the iSAID devkit's
+   (``common.isaid.DEVKIT_CLASS_NAMES``, see ``NAMING_NOTE``).
+
+Streaming: the official code keeps every window's output AND a full-size ``(1, 16, H, W)`` float32 canvas
+(10.8 GB each for a 13,000 x 13,000 image). Here only the rows of one window row are open: after a row
+of windows is added, the image rows above the next row's start can receive no further window, so they
+are divided, arg-maxed and handed out (confusion matrix / label map) and their accumulator rows are
+released. The open accumulator is at most ``window`` rows x image width x classes (16 x 896 x 13,000 x 4
+bytes = 0.75 GB at 13,000 px; independent of the image height). Every pixel receives exactly the same
+float32 additions in the same order as in the full-canvas computation (``full_canvas_predict``), so
+the labels are identical (``tests/test_factseg_eval.py``).
+
+Use::
+
+    from paddle_models.engine.factseg_eval import FactSegSlidingWindow, evaluate_isaid
+    summary = evaluate_isaid(model, ISAIDDataset(root, "val", raw=True))
+    print(format_iou_table(summary))
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Iterable, Iterator, Sequence, Tuple
+
+import numpy as np
+import paddle
+
+from common.factseg_windows import Window, factseg_windows, window_rows
+from common.isaid import DEVKIT_CLASS_NAMES, IGNORE_INDEX, MEAN, NAMING_NOTE, NUM_CLASSES, STD
+from common.metrics import ConfusionMatrix, format_iou_table
+
+__all__ = [
+    "FactSegSlidingWindow",
+    "fused_scores",
+    "evaluate_isaid",
+    "format_iou_table",
+]
+
+
+def fused_scores(outputs: Any) -> paddle.Tensor:
+    """Class probabilities from whatever the FactSeg model returned (``output`` auto/probability/all/logits)."""
+    if isinstance(outputs, (list, tuple)):
+        if len(outputs) == 3:
+            return outputs[2]
+        if len(outputs) == 2:
+            from ..factseg import fused_probability
+
+            return fused_probability(outputs[0], outputs[1])
+        raise ValueError(f"unexpected FactSeg outputs: a {type(outputs).__name__} of {len(outputs)}")
+    return outputs
+
+
+@dataclass
+class FactSegSlidingWindow:
+    """The official sliding-window protocol (module docstring).
+
+    Args:
+        window (int): window size. Default 896.
+        stride (int): window stride. Default 512.
+        size_divisor (int): zero-pad every normalised window to a multiple of this. Default 32.
+        mean, std: 0-255 scale normalisation. Default the official ImageNet values.
+        num_classes (int): classes of the model output. Default 16.
+        score_fn: model outputs -> probabilities (B, K, h, w). Default ``fused_scores``.
+    """
+
+    window: int = 896
+    stride: int = 512
+    size_divisor: int = 32
+    mean: Tuple[float, float, float] = MEAN
+    std: Tuple[float, float, float] = STD
+    num_classes: int = NUM_CLASSES
+    score_fn: Callable[[Any], paddle.Tensor] = fused_scores
+
+    def windows(self, height: int, width: int) -> list:
+        return factseg_windows(height, width, self.window, self.stride)
+
+    @paddle.no_grad()
+    def window_probabilities(self, model: paddle.nn.Layer, image: np.ndarray, win: Window) -> np.ndarray:
+        """(K, h, w) float32 probabilities of one window of a uint8 HxWx3 image."""
+        y0, y1, x0, x1 = win
+        h, w = y1 - y0, x1 - x0
+        x = (image[y0:y1, x0:x1].astype(np.float32) - np.asarray(self.mean, np.float32)) \
+            / np.asarray(self.std, np.float32)  # h, w, 3
+        ph = int(math.ceil(h / self.size_divisor)) * self.size_divisor
+        pw = int(math.ceil(w / self.size_divisor)) * self.size_divisor
+        padded = np.zeros((1, 3, ph, pw), np.float32)  # zeros AFTER normalisation, as th_divisible_pad
+        padded[0, :, :h, :w] = x.transpose(2, 0, 1)
+        probs = self.score_fn(model(paddle.to_tensor(padded)))
+        if probs.shape[1] != self.num_classes:
+            raise ValueError(f"model gave {probs.shape[1]} classes, expected {self.num_classes}")
+        return probs[0, :, :h, :w].numpy().astype(np.float32, copy=False)
+
+    def stream(self, model: paddle.nn.Layer, image: np.ndarray) -> Iterator[Tuple[int, np.ndarray]]:
+        """Yield ``(first_row, labels)`` bands (uint8 (rows, W)) top to bottom; see the module docstring."""
+        image = _check_image(image)
+        height, width = image.shape[:2]
+        k = self.num_classes
+        bands = window_rows(height, width, self.window, self.stride)
+        capacity = max(b.y1 - b.y0 for b in bands)
+        acc = np.zeros((k, capacity, width), np.float32)
+        count = np.zeros((capacity, width), np.float32)
+        start = 0  # image row held in accumulator row 0
+        for band in bands:
+            for win in band.windows:
+                y0, y1, x0, x1 = win
+                acc[:, y0 - start:y1 - start, x0:x1] += self.window_probabilities(model, image, win)
+                count[y0 - start:y1 - start, x0:x1] += 1
+            n = band.done - start
+            if n <= 0:
+                continue
+            if float(count[:n].min()) == 0:
+                raise RuntimeError(f"rows {start}..{band.done} of a {height}x{width} image were not covered")
+            yield start, _argmax_of_average(acc[:, :n], count[:n])
+            kept = capacity - n
+            for c in range(k):  # shift the open rows up, one class at a time (small temporaries)
+                acc[c, :kept] = acc[c, n:].copy()
+            acc[:, kept:] = 0
+            count[:kept] = count[n:].copy()
+            count[kept:] = 0
+            start = band.done
+
+    def predict(self, model: paddle.nn.Layer, image: np.ndarray) -> np.ndarray:
+        """Label map (uint8 HxW) of a whole image, streamed."""
+        image = _check_image(image)
+        out = np.empty(image.shape[:2], np.uint8)
+        for row, labels in self.stream(model, image):
+            out[row:row + labels.shape[0]] = labels
+        return out
+
+    def full_canvas_predict(self, model: paddle.nn.Layer, image: np.ndarray) -> np.ndarray:
+        """The official merge, literally: full-size sum canvas and count, divide, argmax (reference)."""
+        image = _check_image(image)
+        height, width = image.shape[:2]
+        canvas = np.zeros((self.num_classes, height, width), np.float32)
+        count = np.zeros((height, width), np.float32)
+        for win in self.windows(height, width):
+            y0, y1, x0, x1 = win
+            canvas[:, y0:y1, x0:x1] += self.window_probabilities(model, image, win)
+            count[y0:y1, x0:x1] += 1
+        return np.argmax(canvas / count, axis=0).astype(np.uint8)
+
+    def update(self, matrix: ConfusionMatrix, model: paddle.nn.Layer, image: np.ndarray,
+               label: np.ndarray | None, keep_prediction: bool = False) -> np.ndarray | None:
+        """Stream one image into ``matrix`` (band by band); optionally return the full label map."""
+        image = _check_image(image)
+        if label is not None and tuple(label.shape) != image.shape[:2]:
+            raise ValueError(f"label shape {tuple(label.shape)} differs from image {image.shape[:2]}")
+        out = np.empty(image.shape[:2], np.uint8) if keep_prediction else None
+        for row, labels in self.stream(model, image):
+            if label is not None:
+                matrix.update(labels, label[row:row + labels.shape[0]])
+            if out is not None:
+                out[row:row + labels.shape[0]] = labels
+        return out
+
+
+def _argmax_of_average(acc: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """``np.argmax(acc / count, axis=0)`` one class at a time (2 band-sized temporaries, not K).
+
+    A strict ``>`` keeps the first maximum on ties, as ``np.argmax`` (and ``torch.argmax``) do.
+    """
+    best = acc[0] / count
+    labels = np.zeros(best.shape, np.uint8)
+    for c in range(1, acc.shape[0]):
+        value = acc[c] / count
+        better = value > best
+        labels[better] = c
+        np.maximum(best, value, out=best)
+    return labels
+
+
+def _check_image(image: Any) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"FactSeg evaluation takes uint8 H x W x 3 images (ISAIDDataset(..., raw=True)); got "
+                         f"shape {image.shape} dtype {image.dtype}")
+    return image
+
+
+def evaluate_isaid(model: paddle.nn.Layer, samples: Iterable[Tuple[np.ndarray, np.ndarray]],
+                   protocol: FactSegSlidingWindow | None = None, class_names: Sequence[str] = DEVKIT_CLASS_NAMES,
+                   max_samples: int | None = None, measure_memory: bool = False,
+                   on_image: Callable[[int, np.ndarray], None] | None = None) -> Dict[str, Any]:
+    """Confusion-matrix metrics of ``model`` over ``(uint8 image, uint8 label)`` samples.
+
+    Returns ``ConfusionMatrix.summary(class_names, fg_start=1)`` (``miou`` over 16 classes, ``fg_miou``
+    over the 15 foreground classes, per-class table with devkit names) plus ``protocol``, ``images``,
+    ``seconds``, ``naming_note`` and, with ``measure_memory``, ``peak_traced_bytes`` (tracemalloc peak of
+    numpy / Python allocations during the run). ``on_image(index, prediction)`` receives every label map.
+    """
+    protocol = protocol or FactSegSlidingWindow()
+    was_training = model.training
+    model.eval()
+    matrix = ConfusionMatrix(protocol.num_classes, IGNORE_INDEX)
+    start = time.perf_counter()
+    if measure_memory:
+        tracemalloc.start()
+    images = 0
+    try:
+        for index, (image, label) in enumerate(samples):
+            if max_samples is not None and index >= max_samples:
+                break
+            prediction = protocol.update(matrix, model, image, label, keep_prediction=on_image is not None)
+            if on_image is not None:
+                on_image(index, prediction)
+            images += 1
+        peak = tracemalloc.get_traced_memory()[1] if measure_memory else None
+    finally:
+        if measure_memory:
+            tracemalloc.stop()
+        if was_training:
+            model.train()
+    summary = matrix.summary(list(class_names), fg_start=1)
+    summary.update(protocol={"window": protocol.window, "stride": protocol.stride,
+                             "size_divisor": protocol.size_divisor, "mean": list(protocol.mean),
+                             "std": list(protocol.std), "merge": "sum of probabilities / count, argmax"},
+                   images=images, seconds=time.perf_counter() - start, naming_note=NAMING_NOTE,
+                   confusion_matrix=matrix.matrix)
+    if peak is not None:
+        summary["peak_traced_bytes"] = int(peak)
+    return summary

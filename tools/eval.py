@@ -1,0 +1,84 @@
+"""Evaluate a trained model with a paper's protocol.
+
+    # DANet single scale + flip, sliding 768 windows on 2048-long images (paper: 79.93 mIoU):
+    python tools/eval.py --config configs/danet/danet_r101_mg_cityscapes_769_240e.yml --weights best.pdparams \
+        --base_size 2048 --crop_size 768 --flip
+    # multi-scale + flip, crop 1024 (paper: 81.49):
+    python tools/eval.py --config ... --weights ... --multi_scales --flip --crop_size 1024
+    # change detection: threshold sweep + fixed threshold, P-R curve and metric.json in --out_dir
+    python tools/eval.py --config configs/dasnet/... --weights ... --thresholds dasnet_v2 --out_dir out/eval
+
+Writes the metrics as JSON (``--out``, default ``<work_dir>/eval_<weights name>.json``) and prints the
+per-class IoU table (segmentation) or the sweep summary (change detection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, Sequence
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tools._cli import add_config_args, add_protocol_args, load, protocol_overrides, run_cli  # noqa: E402
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    add_config_args(parser)
+    parser.add_argument("--weights", required=True, help=".pdparams, a training .pdckpt, or an official .pth")
+    parser.add_argument("--split", default="val", help="config dataset section to evaluate (default val)")
+    parser.add_argument("--max_samples", type=int, help="only the first N samples")
+    parser.add_argument("--out", help="metrics JSON path")
+    parser.add_argument("--out_dir", help="change detection: folder for pr_curve.png and metric.json")
+    parser.add_argument("--device", choices=["cpu", "gpu"])
+    parser.add_argument("--no_progress", action="store_true")
+    add_protocol_args(parser)
+    return parser.parse_args(argv)
+
+
+def evaluate(cfg: Dict[str, Any], weights: str, split: str = "val", max_samples: int | None = None,
+             out: str | None = None, out_dir: str | None = None, progress: bool = True,
+             device: str | None = None) -> Dict[str, Any]:
+    """Build the model, load ``weights``, evaluate ``dataset.<split>``; write and return the result."""
+    from common.fileio import atomic_write_json
+    from paddle_models.engine.builder import build_dataset, build_model, load_weights
+    from paddle_models.engine.tasks import build_task
+    from paddle_models.engine.trainer import select_device
+
+    select_device(device)
+    task = build_task(cfg)
+    dataset = build_dataset(cfg, split)
+    model = build_model(cfg)
+    load_weights(model, weights)
+    evaluator = task.build_evaluator(dataset)
+    ec = cfg["eval"]
+    kwargs = dict(batch_size=ec["batch_size"], num_workers=ec["num_workers"], max_samples=max_samples,
+                  progress=progress)
+    stem = os.path.splitext(os.path.basename(weights))[0]
+    work_dir = cfg.get("work_dir") or os.path.join("output", os.path.splitext(os.path.basename(cfg["_config_path"]))[0])
+    if task.name == "change_detection":
+        kwargs["out_dir"] = out_dir or os.path.join(work_dir, f"eval_{stem}")
+    result = evaluator.evaluate(model, dataset, **kwargs)
+    result["weights"] = os.path.abspath(weights)
+    result["split"] = split
+    print(evaluator.format(result))
+    if task.name != "change_detection" or out:
+        path = out or os.path.join(work_dir, f"eval_{stem}.json")
+        atomic_write_json(path, result)
+        print(f"metrics written to {path}")
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
+    args = parse_args(argv)
+    cfg = load(args, protocol_overrides(args))
+    return evaluate(cfg, args.weights, args.split, args.max_samples, args.out, args.out_dir,
+                    progress=not args.no_progress, device=args.device)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

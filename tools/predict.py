@@ -1,0 +1,154 @@
+"""Predict with a trained model (dygraph): colour-mapped predictions and overlays as PNG.
+
+    # segmentation: image files and/or folders
+    python tools/predict.py --config configs/danet/danet_r50_synthetic_demo.yml --weights best.pdparams \
+        --images demo_output/data/leftImg8bit/val --out demo_output/predict [--flip --crop_size 64 ...]
+    # change detection: pairs matched by file name
+    python tools/predict.py --config configs/... --weights ... --t0 A/ --t1 B/ --out pred/ [--threshold 1.0]
+
+Per image: ``<stem>_pred.png`` (colour map), ``<stem>_overlay.png`` (blended over the image) and
+``<stem>_label.png`` (class ids, 8-bit; change detection: 0/255 mask).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, List, Sequence, Tuple
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tools._cli import add_config_args, add_protocol_args, load, protocol_overrides, run_cli  # noqa: E402
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def list_images(paths: Sequence[str]) -> List[str]:
+    """Image files given directly or found (recursively, sorted) in the given folders."""
+    found: List[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, _, names in sorted(os.walk(path)):
+                found += [os.path.join(folder, n) for n in sorted(names) if n.lower().endswith(IMAGE_EXTENSIONS)]
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {path}")
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {list(paths)}")
+    return found
+
+
+def pair_images(t0: Sequence[str], t1: Sequence[str]) -> List[Tuple[str, str]]:
+    """Pairs of (t0, t1) files matched by file name."""
+    first = {os.path.basename(p): p for p in list_images(t0)}
+    second = {os.path.basename(p): p for p in list_images(t1)}
+    missing = sorted(set(first) ^ set(second))
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} image(s) without a partner in the other time, e.g. {missing[:3]}")
+    return [(first[name], second[name]) for name in sorted(first)]
+
+
+def segmentation_preprocess(cfg: Dict[str, Any]):
+    """The val pipeline of the config (normalisation), without needing the dataset on disk."""
+    from data.transforms import build_transforms, val_transforms
+
+    section = cfg["dataset"].get("val") or cfg["dataset"].get("train") or {}
+    transforms = section.get("transforms") if section is cfg["dataset"].get("val") else None
+    return build_transforms(transforms) if transforms else val_transforms()
+
+
+def predict(cfg: Dict[str, Any], weights: str, out_dir: str, images: Sequence[str] = (),
+            t0: Sequence[str] = (), t1: Sequence[str] = (), alpha: float = 0.5,
+            device: str | None = None) -> List[Dict[str, str]]:
+    """Run the configured protocol on every image (pair) and write the PNGs; returns the written paths."""
+    import numpy as np
+    import paddle
+
+    from common.visualize import change_overlay, colorize, image_stem, overlay, save_png
+    from data.io import read_image
+    from paddle_models.engine.builder import DATASETS, build_model, load_weights
+    from paddle_models.engine.tasks import build_task
+    from paddle_models.engine.trainer import select_device
+
+    select_device(device)
+    task = build_task(cfg)
+    model = build_model(cfg)
+    load_weights(model, weights)
+    model.eval()
+    dataset_cls = DATASETS.get((cfg["dataset"].get("val") or cfg["dataset"]["train"])["type"])
+    written: List[Dict[str, str]] = []
+    os.makedirs(out_dir, exist_ok=True)
+    if task.name == "segmentation":
+        preprocess = segmentation_preprocess(cfg)
+        mean_std = next(((t.mean, t.std) for t in preprocess.transforms if hasattr(t, "std")), None)
+        from data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+        mean, std = mean_std if mean_std else (IMAGENET_MEAN, IMAGENET_STD)
+        protocol = task.protocol(None, cfg["eval"])
+        protocol.pad_value = tuple(-float(m) / float(s) for m, s in zip(mean, std))
+        palette = getattr(dataset_cls, "PALETTE", None)
+        for path in list_images(images):
+            image = read_image(path)
+            x, _ = preprocess(image, None)
+            with paddle.no_grad():
+                labels = task.predict(model, [paddle.to_tensor(x[None])], protocol)[0]
+            color = colorize(labels, palette)
+            stem = image_stem(path)
+            record = {"image": path,
+                      "pred": save_png(color, os.path.join(out_dir, f"{stem}_pred.png")),
+                      "overlay": save_png(overlay(image, color, alpha), os.path.join(out_dir, f"{stem}_overlay.png")),
+                      "label": save_png(labels.astype(np.uint8), os.path.join(out_dir, f"{stem}_label.png"))}
+            written.append(record)
+            print(f"{path} -> {record['pred']}")
+        return written
+    preprocess_pair = getattr(dataset_cls, "preprocess_pair", None)
+    if preprocess_pair is None:
+        raise ValueError(f"dataset class {dataset_cls.__name__} has no preprocess_pair(t0, t1) "
+                         "(uint8 RGB arrays -> model inputs); change-detection prediction needs it")
+    evaluator = task.build_evaluator(None)
+    threshold = cfg["eval"].get("threshold")
+    if evaluator.decision != "argmax" and threshold is None:
+        raise ValueError("change-detection prediction needs a threshold: pass --threshold (e.g. the best "
+                         "threshold from tools/eval.py) or --decision argmax")
+    for path0, path1 in pair_images(t0, t1):
+        image0, image1 = read_image(path0), read_image(path1)
+        x0, x1 = preprocess_pair(image0, image1)
+        with paddle.no_grad():
+            mask, score = task.predict(model, [paddle.to_tensor(x0[None]), paddle.to_tensor(x1[None])],
+                                       evaluator, threshold)
+        mask = mask[0].astype(np.uint8)
+        stem = image_stem(path0)
+        record = {"t0": path0, "t1": path1,
+                  "label": save_png(mask * 255, os.path.join(out_dir, f"{stem}_label.png")),
+                  "overlay": save_png(change_overlay(image1, mask), os.path.join(out_dir, f"{stem}_overlay.png")),
+                  "pred": save_png(np.clip(score[0] / max(float(score.max()), 1e-6) * 255, 0, 255),
+                                   os.path.join(out_dir, f"{stem}_pred.png"))}
+        written.append(record)
+        print(f"{path0} + {path1} -> {record['label']}")
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> List[Dict[str, str]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    add_config_args(parser)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--images", nargs="+", default=[], help="segmentation: image files / folders")
+    parser.add_argument("--t0", nargs="+", default=[], help="change detection: first-time images / folders")
+    parser.add_argument("--t1", nargs="+", default=[], help="change detection: second-time images / folders")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
+    parser.add_argument("--device", choices=["cpu", "gpu"])
+    add_protocol_args(parser)
+    args = parser.parse_args(argv)
+    if not args.images and not (args.t0 and args.t1):
+        parser.error("give --images (segmentation) or --t0 and --t1 (change detection)")
+    cfg = load(args, protocol_overrides(args))
+    return predict(cfg, args.weights, args.out, args.images, args.t0, args.t1, args.alpha, args.device)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
