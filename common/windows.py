@@ -4,7 +4,7 @@ Everything here is integer arithmetic on sizes (numpy only for the coverage chec
 (``paddle_models/engine/evaluator.py``) applies it to tensors. A window is ``(y0, y1, x0, x1)`` in the
 coordinates of the (padded) image, end exclusive.
 
-DANet (official ``MultiEvalModule``, 2019 tree; see /work/shared/specs/danet.md):
+DANet (official ``MultiEvalModule``, 2019 tree; see shared/specs/danet.md):
     - scale size: ``long = ceil(base_size * scale)``; the short side keeps the aspect ratio,
       ``int(short * long / long_side + 0.5)`` (:func:`danet_scaled_size`);
     - stride: ``int(crop * 2/3)`` with one scale, ``int(crop * 1/2)`` with several (:func:`danet_stride`);
@@ -14,7 +14,7 @@ DANet (official ``MultiEvalModule``, 2019 tree; see /work/shared/specs/danet.md)
       be shorter than the crop; it is padded to the crop before the forward pass and cropped after)
       (:func:`danet_windows`).
 
-FactSeg (``factseg_windows``; /work/shared/specs/factseg.md): windows of the crop size at ``i * stride``;
+FactSeg (``factseg_windows``; shared/specs/factseg.md): windows of the crop size at ``i * stride``;
 if the last one does not reach the border an extra window is SHIFTED INWARD to end exactly at it; an
 axis not longer than the crop gets one window of its own length. (The FactSeg reproduction owns the
 check of this rule against SimpleCV; the function is registered under "factseg" in ``WINDOW_RULES``.)

@@ -1,6 +1,6 @@
 """iSAID for FactSeg: file discovery, colour-mask decoding with reporting, training windows, transforms.
 
-Layout read (the real one; /work/shared/specs/datasets.md)::
+Layout read (the real one; shared/specs/datasets.md)::
 
     <root>/<split>/images/P0000.png                               8-bit RGB (some DOTA images are gray)
     <root>/<split>/masks/P0000_instance_color_RGB.png             semantic colour mask (FactSeg's folder)
