@@ -59,6 +59,7 @@ import numpy as np
 from .cd_transforms import PREPROCESSING, build_cd_augmentation, lsnet_augmentation, resolve_means
 from .errors import DatasetError
 from .io import read_image, read_mask
+from .seeding import EpochSeededSamples
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -320,7 +321,7 @@ def _size(array: np.ndarray) -> str:
     return f"{array.shape[1]}x{array.shape[0]}"
 
 
-class CDDDataset:
+class CDDDataset(EpochSeededSamples):
     """CDD-style change detection pairs for DASNet, DASNet-V2 and LSNet, returning numpy arrays.
 
     Args:
@@ -561,16 +562,6 @@ class CDDDataset:
 
     def __len__(self) -> int:
         return len(self.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (only matters with an int ``seed``)."""
-        self.epoch = int(epoch)
-
-    def rng_for(self, index: int) -> random.Random:
-        """The generator sample ``index`` draws its augmentation from (see ``seed``)."""
-        if self.seed is None:
-            return random.Random()
-        return random.Random(f"{self.seed}:{self.epoch}:{index}")
 
     def read_raw_label(self, index: int) -> np.ndarray:
         """The label file of sample ``index`` as stored (uint8 HxW, 0..255)."""

@@ -36,6 +36,7 @@ import numpy as np
 
 from .errors import DatasetError
 from .io import read_image, read_label
+from .seeding import EpochSeededSamples
 from .transforms import build_transforms, danet_train_transforms, val_transforms
 
 __all__ = [
@@ -336,7 +337,7 @@ def load_train_ids(pair: CityscapesPair, image_shape: Tuple[int, ...] | None = N
 TransformFn = Callable[..., Tuple[np.ndarray, np.ndarray | None]]
 
 
-class CityscapesDataset:
+class CityscapesDataset(EpochSeededSamples):
     """Cityscapes (19 classes) for DANet, returning numpy arrays.
 
     Args:
@@ -416,16 +417,6 @@ class CityscapesDataset:
 
     def __len__(self) -> int:
         return len(self.pairs)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Change the augmentation stream (only matters with an int ``seed``)."""
-        self.epoch = int(epoch)
-
-    def rng_for(self, index: int) -> random.Random:
-        """The generator sample ``index`` draws its augmentation from (see ``seed``)."""
-        if self.seed is None:
-            return random.Random()
-        return random.Random(f"{self.seed}:{self.epoch}:{index}")
 
     def read_pair(self, index: int) -> Tuple[np.ndarray, np.ndarray]:
         """Sample ``index`` untransformed: image (uint8 HxWx3 RGB), trainIds (uint8 HxW, 255 = ignore)."""

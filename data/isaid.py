@@ -60,6 +60,7 @@ from common.isaid import (
 
 from .errors import DatasetError, TransformConfigError
 from .io import read_image
+from .seeding import EpochSeededSamples
 from .transforms import TRANSFORMS, Compose, PadToCrop, RandomHorizontalFlip, build_transforms
 from .transforms import _check_prob as check_prob
 
@@ -254,7 +255,7 @@ def factseg_val_transforms() -> Compose:
 
 
 # -------------------------------------------------------------------------------------- dataset
-class ISAIDDataset:
+class ISAIDDataset(EpochSeededSamples):
     """iSAID (16 classes) for FactSeg, returning numpy arrays.
 
     Args:
@@ -313,14 +314,6 @@ class ISAIDDataset:
 
     def __len__(self) -> int:
         return len(self.samples)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def rng_for(self, index: int) -> random.Random:
-        if self.seed is None:
-            return random.Random()
-        return random.Random(f"{self.seed}:{self.epoch}:{index}")
 
     def read_sample(self, index: int) -> Tuple[np.ndarray, np.ndarray | None]:
         """Sample ``index`` untransformed: image uint8 HxWx3 (the window in train mode), labels uint8 HxW."""
