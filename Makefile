@@ -1,6 +1,6 @@
 # The two Quick-start commands (each installs what it needs into .venv first):
 #   make demo   -- the main job on generated data (train, evaluate, plot, export)
-#   make test   -- the test suite (small shapes, generated data; ~15 min on 2 CPU cores)
+#   make test   -- the test suite (small shapes, generated data; ~7 min on 2 idle CPU cores)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
