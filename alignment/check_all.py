@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
@@ -104,11 +105,15 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--steps", nargs="*", default=None, help="subset of steps to run")
     parser.add_argument("--allow-rounding", action="store_true")
+    parser.add_argument("--full-evidence", action="store_true",
+                        help="keep every compared array in the reprod_log files (see alignment.harness)")
     parser.add_argument("--from-results", action="store_true",
                         help="do not run anything: build the report from the result files the checks wrote")
     parser.add_argument("--readme", type=Path, default=None,
                         help="also replace the README section between the alignment markers with the report")
     args = parser.parse_args(argv)
+    if args.full_evidence:
+        os.environ["ALIGN_EVIDENCE"] = "full"
     start = time.time()
     codes, results = [], []
     for case in resolve_cases(args.model):

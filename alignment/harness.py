@@ -1,8 +1,12 @@
 """Shared machinery of the alignment checks (reprod_log evidence, bars, reports, CLI).
 
-Every check writes, under ``<out>/<step>/``, the two frameworks' values as reprod_log files
-(``<case>_<size>_<dtype>_torch.npy`` / ``_paddle.npy``, a pickled dict of numpy arrays), reads them
-back with ``ReprodDiffHelper``, applies its bar, and writes ``..._diff.log`` and ``..._result.json``.
+Every check compares the two frameworks' full values in memory, applies its bar, and writes
+``..._diff.log`` and ``..._result.json``. Under ``<out>/<step>/`` it also keeps the values as
+reprod_log files (``<case>_<size>_<dtype>_torch.npy`` / ``_paddle.npy``, a pickled dict of numpy
+arrays) that ``ReprodDiffHelper`` reads back. Arrays above ``EVIDENCE_FULL_LIMIT`` elements are kept
+as a digest (a fixed strided sample plus L2 norm, sum and max|x| of the full array) unless
+``--full-evidence`` (or ``ALIGN_EVIDENCE=full``) is given: every gradient of DANet-R101 at every
+backward step would otherwise be ~0.5 GB per framework and step.
 
 Status of a step: ``pass`` (every bar met), ``fail``, or ``rounding``: a float32 bar was missed
 but the float64 run of the same step proves the semantics equal (every compared value within
@@ -163,23 +167,54 @@ def result_stem(case: str, size: str, dtype: str) -> str:
     return f"{case}_{size}_{dtype}" + ("" if init == "conditioned" else f"_{init}")
 
 
+EVIDENCE_FULL_LIMIT = 1 << 16
+EVIDENCE_SAMPLE = 4096
+
+
+def evidence_digest(values: Dict[str, np.ndarray], full: bool | None = None) -> Dict[str, np.ndarray]:
+    """What is kept on disk for ``values``: small arrays as they are, large ones as a digest."""
+    if full is None:
+        full = os.environ.get("ALIGN_EVIDENCE", "digest") == "full"
+    kept: Dict[str, np.ndarray] = {}
+    for name, value in values.items():
+        array = np.asarray(value)
+        if full or array.size <= EVIDENCE_FULL_LIMIT:
+            kept[name] = array
+            continue
+        flat = array.reshape(-1)
+        stride = -(-flat.size // EVIDENCE_SAMPLE)
+        kept[f"{name}@sample{stride}"] = flat[::stride].copy()
+        as64 = flat.astype(np.float64)
+        kept[f"{name}@l2"] = np.asarray([np.sqrt(np.dot(as64, as64))])
+        kept[f"{name}@sum"] = np.asarray([as64.sum()])
+        kept[f"{name}@maxabs"] = np.asarray([np.abs(as64).max()])
+    return kept
+
+
 def save_reprod_pair(out: Path, step: str, stem: str, torch_values: Dict[str, np.ndarray],
                      paddle_values: Dict[str, np.ndarray]) -> Tuple[Dict, Dict]:
-    """Save both sides with reprod_log and read them back (what is compared is what is on disk)."""
+    """Save both sides with reprod_log (digested, see module doc) and return the full values to compare.
+
+    The saved files are read back with ``ReprodDiffHelper`` so a file reprod_log cannot load fails
+    here, not in a user's later comparison.
+    """
     from reprod_log import ReprodDiffHelper, ReprodLogger
 
     step_dir = out / step
     step_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    full: List[Dict[str, np.ndarray]] = []
     for side, values in (("torch", torch_values), ("paddle", paddle_values)):
+        arrays = {name: np.asarray(value) for name, value in values.items()}
         logger = ReprodLogger()
-        for name, value in values.items():
-            logger.add(name, np.asarray(value))
+        for name, value in evidence_digest(arrays).items():
+            logger.add(name, value)
         path = step_dir / f"{stem}_{side}.npy"
-        logger.save(str(path))
-        paths.append(path)
-    helper = ReprodDiffHelper()
-    return helper.load_info(str(paths[0])), helper.load_info(str(paths[1]))
+        tmp = path.with_name(path.stem + ".tmp.npy")
+        logger.save(str(tmp))
+        ReprodDiffHelper().load_info(str(tmp))
+        os.replace(tmp, path)
+        full.append(arrays)
+    return full[0], full[1]
 
 
 # ----------------------------------------------------------------------------- models and data
@@ -362,6 +397,9 @@ def make_parser(step: str, dtypes: Sequence[str] = ("float32",)) -> argparse.Arg
                         help="reference weight regime (see randomize_reference); default conditioned")
     parser.add_argument("--allow-rounding", action="store_true",
                         help="exit 0 when a float32 miss is proved to be rounding by float64")
+    parser.add_argument("--full-evidence", action="store_true",
+                        help="keep every compared array in the reprod_log files (default: large arrays "
+                             "as a sample + norms; DANet-R101 backward is then ~0.5 GB per step and side)")
     return parser
 
 
@@ -372,6 +410,8 @@ def run_step(step: str, run_case: Callable[[AlignCase, argparse.Namespace], Step
     args = parser.parse_args(argv)
     if args.init:
         os.environ["ALIGN_INIT"] = args.init
+    if args.full_evidence:
+        os.environ["ALIGN_EVIDENCE"] = "full"
     codes = []
     for case in resolve_cases(args.model):
         result = run_case(case, args).finalize()

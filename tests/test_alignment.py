@@ -83,3 +83,28 @@ def test_a_broken_port_fails(tmp_path, monkeypatch):
     assert check_forward.main(_args("danet_r50", tmp_path, "--dtype", "float64")) == EXIT_FAIL
     failed = [r["name"] for r in _result(tmp_path, "forward", "danet_r50", "float64")["rows"] if not r["passed"]]
     assert "feat.head.sc" in failed and "feat.head.sa" not in failed
+
+
+def test_evidence_digest_keeps_small_arrays_and_summarises_large_ones(tmp_path, monkeypatch):
+    import numpy as np
+    from reprod_log import ReprodDiffHelper
+
+    from alignment.harness import EVIDENCE_FULL_LIMIT, save_reprod_pair
+
+    monkeypatch.delenv("ALIGN_EVIDENCE", raising=False)
+    big = np.arange(EVIDENCE_FULL_LIMIT + 10, dtype=np.float32) - 5.0
+    small = np.ones((3, 4), np.float32)
+    ref, test = save_reprod_pair(tmp_path, "step", "case", {"big": big, "small": small},
+                                 {"big": big + 1, "small": small})
+    assert np.array_equal(ref["big"], big) and np.array_equal(test["big"], big + 1)  # compared in full
+    saved = ReprodDiffHelper().load_info(str(tmp_path / "step" / "case_torch.npy"))
+    assert np.array_equal(saved["small"], small)
+    assert "big" not in saved
+    sample = next(v for k, v in saved.items() if k.startswith("big@sample"))
+    assert sample.size <= 4096 and sample[0] == big[0]
+    assert np.isclose(saved["big@sum"][0], big.astype(np.float64).sum())
+    assert np.isclose(saved["big@maxabs"][0], np.abs(big).max())
+    monkeypatch.setenv("ALIGN_EVIDENCE", "full")
+    save_reprod_pair(tmp_path, "step", "full", {"big": big}, {"big": big})
+    assert np.array_equal(ReprodDiffHelper().load_info(str(tmp_path / "step" / "full_torch.npy"))["big"], big)
+    assert not list((tmp_path / "step").glob("*.tmp.npy"))
