@@ -155,6 +155,47 @@ def test_pam_and_cam_match_naive_formula(side):
     np.testing.assert_allclose(cam_out, naive_cam(x, 0.4), rtol=1e-10, atol=1e-10)
 
 
+def test_cam_detached_max_gives_the_official_gradients():
+    """Paddle's default CAM stops the gradient at the row max; torch keeps the official graph (float64)."""
+    from paddle_models.layers import CAM_Module as PaddleCAM
+    from torch_ref.layers import CAM_Module as TorchCAM
+
+    rng = np.random.RandomState(1)
+    x = rng.randn(2, 8, 3, 5) * 3
+    upstream = rng.randn(*x.shape)
+    torch_cam = TorchCAM(8).double()
+    assert torch_cam.detach_max is False
+    with torch.no_grad():
+        torch_cam.gamma.fill_(0.6)
+    tx = torch.from_numpy(x).requires_grad_(True)
+    (torch_cam(tx) * torch.from_numpy(upstream)).sum().backward()
+    paddle.set_default_dtype("float64")
+    try:
+        cams = {flag: PaddleCAM(8, detach_max=flag) for flag in (True, False)}
+    finally:
+        paddle.set_default_dtype("float32")
+    assert PaddleCAM(8).detach_max is True
+    grads, outs = {}, {}
+    for flag, cam in cams.items():
+        cam.gamma.set_value(np.array([0.6]))
+        px = paddle.to_tensor(x, stop_gradient=False)
+        out = cam(px)
+        (out * paddle.to_tensor(upstream)).sum().backward()
+        grads[flag], outs[flag] = px.grad.numpy(), out.numpy()
+    np.testing.assert_array_equal(outs[True], outs[False])
+    scale = np.abs(tx.grad.numpy()).max()
+    for flag in (True, False):
+        assert np.abs(grads[flag] - tx.grad.numpy()).max() <= 1e-12 * scale
+    # The gradient through the max is not zero term by term: the test would notice a wrong detach
+    # (e.g. detaching the energy) because that changes the gradient by O(1).
+    px = paddle.to_tensor(x, stop_gradient=False)
+    flat = px.reshape([2, 8, -1])
+    energy = paddle.bmm(flat, flat.transpose([0, 2, 1])).detach()
+    attention = paddle.nn.functional.softmax(energy.max(axis=-1, keepdim=True) - energy, axis=-1)
+    (paddle.bmm(attention, flat).reshape(px.shape) * 0.6 + px).multiply(paddle.to_tensor(upstream)).sum().backward()
+    assert np.abs(px.grad.numpy() - tx.grad.numpy()).max() > 1e-3 * scale
+
+
 def test_gamma_starts_at_zero_so_attention_is_identity():
     from paddle_models.layers import PAM_Module
 

@@ -58,20 +58,29 @@ class CAM_Module(nn.Module):
 
     energy = X X^T (B x C x C); the official code subtracts it from its row maximum before the
     softmax (so channels that are *less* similar get more weight); out = attention X.
+
+    Args:
+        in_dim: number of channels C.
+        detach_max: stop the gradient through the row maximum. Default False: the reference keeps the
+            official graph. The Paddle twin defaults to True (exact, see its docstring); the alignment
+            checks compare the two defaults, so they prove the detached form against the official one.
     """
 
-    def __init__(self, in_dim: int) -> None:
+    def __init__(self, in_dim: int, detach_max: bool = False) -> None:
         super().__init__()
         self.chanel_in = in_dim
         self.gamma = nn.Parameter(torch.zeros(1))
         self.softmax = nn.Softmax(dim=-1)
+        self.detach_max = detach_max
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         flat = x.view(b, c, -1)  # b, c, n
         energy = torch.bmm(flat, flat.permute(0, 2, 1))  # b, c, c
-        energy_new = torch.max(energy, -1, keepdim=True)[0].expand_as(energy) - energy
-        attention = self.softmax(energy_new)
+        row_max = torch.max(energy, -1, keepdim=True)[0]
+        if self.detach_max:
+            row_max = row_max.detach()
+        attention = self.softmax(row_max.expand_as(energy) - energy)
         out = torch.bmm(attention, flat).view(b, c, h, w)
         return self.gamma * out + x
 
