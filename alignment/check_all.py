@@ -78,6 +78,11 @@ def write_report(out: Path, size: str, results: List[Dict], seconds: float | Non
         ev = (f"all {len(res['evidence'])} values <= 1e-9 rel.; worst {_cell(evidence)}"
               if evidence and all(r["passed"] for r in res["evidence"]) else
               (_cell(evidence) + " (misses)" if evidence else ""))
+        acc = res.get("accuracy") or {}
+        if acc.get("missed_rows_compared"):
+            ev += (f"; float32 vs float64, worst: torch {acc['torch32_worst_rel_error']:.1e}, Paddle "
+                   f"{acc['paddle32_worst_rel_error']:.1e} (Paddle at least as close in "
+                   f"{acc['paddle32_at_least_as_close']}/{acc['missed_rows_compared']} missed values)")
         lines.append(f"| {res['case']} | {res['step']} | {res['dtype']} | **{res['status']}** | "
                      f"{_cell(worst)} | {worst['bar'] if worst else ''} | {ev} |")
     notes = sorted({n for res in results for n in res["notes"]})

@@ -67,7 +67,7 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     result = StepResult("backward", case.name, args.size, args.dtype, rows)
     if args.dtype == "float32" and not all(r.passed for r in result.rows):
         result.evidence, truth, _ = run_backward(case, args, "float64")
-        annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
+        result.accuracy = annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
     if args.dtype == "float64" or result.evidence:
         result.notes += ["float64 runs use an exact resize in place of Paddle's bilinear kernel "
                          "(see check_forward)", FLOAT32_COEFFICIENTS_NOTE, BN_EPS_NOTE]

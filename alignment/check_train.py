@@ -22,6 +22,7 @@ from .harness import (
     FLOAT64_REL,
     Row,
     StepResult,
+    annotate_with_truth,
     build_pair,
     disable_dropout,
     make_batch,
@@ -64,14 +65,17 @@ def run_train(case: AlignCase, args: argparse.Namespace, dtype: str):
     notes = [f"{dtype}: {dropouts} dropout layers disabled; batch shape {shape}; losses torch "
              f"{torch_losses[0]:.4f} -> {torch_losses[-1]:.4f}, paddle {paddle_losses[0]:.4f} -> "
              f"{paddle_losses[-1]:.4f}; final weights: worst per-parameter relative max|diff| {worst_w:.2e}"]
-    return rows, notes
+    per_iter = [{f"iter{i}.loss": np.asarray(v) for i, v in enumerate(losses)}
+                for losses in (torch_losses, paddle_losses)]
+    return rows, notes, per_iter[0], per_iter[1]
 
 
 def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
-    rows, notes = run_train(case, args, "float32")
+    rows, notes, torch32, paddle32 = run_train(case, args, "float32")
     result = StepResult("train", case.name, args.size, "float32", rows, notes=notes)
     if not all(r.passed for r in rows):
-        result.evidence, more = run_train(case, args, "float64")
+        result.evidence, more, truth, _ = run_train(case, args, "float64")
+        result.accuracy = annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
         result.notes += more + [FLOAT32_COEFFICIENTS_NOTE, BN_EPS_NOTE,
                                 "a float32 trajectory that drifts while float64 stays within 1e-9 is "
                                 "rounding amplified by training (see alignment/diagnose_relu.py)"]

@@ -78,11 +78,15 @@ def relative_bar(rel: float) -> Callable[[str, np.ndarray, np.ndarray], Row]:
 
 def annotate_with_truth(rows: List[Row], prefix_of: Callable[[str], str],
                         torch32: Dict[str, np.ndarray], paddle32: Dict[str, np.ndarray],
-                        truth: Dict[str, np.ndarray]) -> None:
+                        truth: Dict[str, np.ndarray]) -> Dict[str, Any]:
     """Note on each missed float32 row how far EACH framework is from the float64 reference.
 
-    Shows whether a miss is Paddle being less accurate than torch or both drifting equally.
+    Shows whether a miss is Paddle being less accurate than torch or both drifting equally. Returns
+    the summary kept as ``StepResult.accuracy``: missed rows compared, in how many Paddle's float32
+    value is at least as close to float64 as torch's, and each side's worst relative error.
     """
+    compared = paddle_closer = 0
+    worst_torch = worst_paddle = 0.0
     for row in rows:
         key = prefix_of(row.name)
         if row.passed or key not in truth or key not in torch32 or key not in paddle32:
@@ -93,6 +97,11 @@ def annotate_with_truth(rows: List[Row], prefix_of: Callable[[str], str],
         paddle_err = float(np.abs(np.asarray(paddle32[key], np.float64) - ref).max()) / scale
         row.note = (f"vs float64 torch: torch32 {torch_err:.1e}, paddle32 {paddle_err:.1e} "
                     f"(relative to max|ref|)")
+        compared += 1
+        paddle_closer += paddle_err <= torch_err
+        worst_torch, worst_paddle = max(worst_torch, torch_err), max(worst_paddle, paddle_err)
+    return {"missed_rows_compared": compared, "paddle32_at_least_as_close": paddle_closer,
+            "torch32_worst_rel_error": worst_torch, "paddle32_worst_rel_error": worst_paddle}
 
 
 def compare_dicts(ref: Dict[str, np.ndarray], test: Dict[str, np.ndarray], bar) -> List[Row]:
@@ -118,6 +127,10 @@ class StepResult:
     evidence: List[Row] = field(default_factory=list)  # float64 rows shown next to a float32 miss
     notes: List[str] = field(default_factory=list)
     status: str = ""
+    # For a float32 miss: how far each framework's float32 values are from the float64 truth
+    # (``annotate_with_truth``). A miss where torch32 is as far off as paddle32 is float32 noise of
+    # the problem itself, not a Paddle inaccuracy.
+    accuracy: Dict[str, Any] = field(default_factory=dict)
 
     def finalize(self) -> StepResult:
         if all(r.passed for r in self.rows):

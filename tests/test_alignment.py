@@ -55,6 +55,9 @@ def test_backward_danet_r50(tmp_path):
     if code == EXIT_ROUNDING:
         assert result["evidence"] and all(r["passed"] for r in result["evidence"])
         assert len(result["evidence"]) == len(result["rows"])
+        acc = result["accuracy"]  # every missed float32 value compared with the float64 truth, both sides
+        assert acc["missed_rows_compared"] == sum(not r["passed"] for r in result["rows"])
+        assert 0 <= acc["paddle32_at_least_as_close"] <= acc["missed_rows_compared"]
 
 
 def test_train_danet_r50(tmp_path):
