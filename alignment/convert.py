@@ -148,7 +148,8 @@ def load_torch_checkpoint(path: str, trust_pickle: bool = False) -> Dict[str, An
         raise ConversionError(
             f"{path}: refused to unpickle (weights_only=True). The file holds more than tensors, "
             f"e.g. a whole pickled model, which can execute code when loaded. If you trust its "
-            f"source, pass --trust-pickle (trust_pickle=True). Detail: {str(exc).splitlines()[0]}"
+            f"source, convert it once with tools/convert_weights.py --trust-pickle (trust_pickle=True "
+            f"in Python) and use the .pdparams. Detail: {str(exc).splitlines()[0]}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise ConversionError(f"{path}: not a readable torch checkpoint (truncated or corrupt?): "

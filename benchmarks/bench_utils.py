@@ -20,19 +20,23 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def setup_threads(threads: int) -> None:
+def setup_threads(threads: int, frameworks: Sequence[str] = ("paddle", "torch")) -> None:
     """Same thread count in both frameworks: env for the OpenMP/MKL pools (read when the framework
-    loads), then each framework's own setter."""
+    loads), then each framework's own setter. Only the listed frameworks are imported (a memory
+    measurement of one framework must not carry the other's ~180 MB)."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(threads)
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     os.environ.setdefault("GLOG_minloglevel", "2")
-    import paddle
-    import torch
+    if "torch" in frameworks:
+        import torch
 
-    torch.set_num_threads(threads)
-    paddle.set_device("cpu")
-    paddle.base.core.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    if "paddle" in frameworks:
+        import paddle
+
+        paddle.set_device("cpu")
+        paddle.base.core.set_num_threads(threads)
 
 
 @dataclass(frozen=True)

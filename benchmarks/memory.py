@@ -11,9 +11,12 @@ Measurements (each in a fresh ``python benchmarks/memory.py --worker ...`` proce
     once per ``--pam-chunks`` entry ("none" = the official N x N attention; an int = query rows per
     chunk). The plain form needs 2 x N^2 x 4 bytes for energy + softmax (8.6 GB at N = 128 x 256); it is
     skipped with a message when that exceeds 80 % of the available memory, unless ``--force``.
-(b) ``factseg_window``: FactSeg sliding-window evaluation (``paddle_models/engine/factseg_eval.py``,
-    streamed) of a generated uint8 ``--factseg-size`` square image (8000); skipped if that module is
-    missing.
+(b) ``factseg_window``: FactSeg-R50 sliding-window evaluation (``paddle_models/engine/factseg_eval.py``:
+    896 / 512 windows, streamed row band by row band; the evaluator ``tools/eval.py`` runs for
+    ``eval.window_rule: factseg``) of a generated uint8 ``--factseg-size`` square image (8000), or
+    ``--factseg-height`` rows of that width: the streaming accumulator depends on the width only, so a
+    short strip of full width shows the same accumulator at a fraction of the time (225 windows at
+    8000 x 8000 vs 15 at 8000 x 896). Skipped if that module is missing.
 (c) ``train_<case>``: one training step (train mode, surrogate loss = sum of mean(o^2) over the
     outputs, backward, SGD-momentum step) per model at the paper's crop and per-device batch
     (``TRAIN_DEFAULTS``; ``--train-batch`` / ``--train-crop`` override).
@@ -64,15 +67,19 @@ def _hwm_mb() -> float:
 
 # ---------------------------------------------------------------- workers (run in a subprocess)
 def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
-    common.setup_threads(spec["threads"])
-    import numpy as np
-    import paddle
-    import torch
-
     kind, framework = spec["kind"], spec.get("framework", "paddle")
+    common.setup_threads(spec["threads"], (framework,))
+    import numpy as np
+
+    if framework == "paddle":
+        import paddle
+
+        to_tensor, no_grad = paddle.to_tensor, paddle.no_grad
+    else:
+        import torch
+
+        to_tensor, no_grad = torch.from_numpy, torch.no_grad
     build = __import__("paddle_models" if framework == "paddle" else "torch_ref")
-    to_tensor = paddle.to_tensor if framework == "paddle" else torch.from_numpy
-    no_grad = paddle.no_grad if framework == "paddle" else torch.no_grad
     info: Dict[str, Any] = {}
 
     if kind == "danet_whole":
@@ -90,12 +97,14 @@ def worker(spec: Dict[str, Any]) -> Dict[str, Any]:
 
         model = build.build_model("factseg")
         model.eval()
-        side = spec["size"]
-        image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+        height, width = spec["size"] if isinstance(spec["size"], list) else (spec["size"], spec["size"])
+        image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        protocol = FactSegSlidingWindow()
+        info["windows"] = len(protocol.windows(height, width))
 
         def run() -> None:
             rows = 0
-            for _, labels in FactSegSlidingWindow().stream(model, image):
+            for _, labels in protocol.stream(model, image):
                 rows += labels.shape[0]
             info["rows_streamed"] = rows
 
@@ -176,7 +185,9 @@ def plan(args: argparse.Namespace) -> List[Dict[str, Any]]:
                 specs.append(spec)
     if "factseg_window" in only:
         side = 1024 if args.quick and args.factseg_size is None else (args.factseg_size or 8000)
-        spec = {**base, "name": f"factseg_window_{side}x{side}_paddle", "kind": "factseg_window", "size": side}
+        height = args.factseg_height or side
+        spec = {**base, "name": f"factseg_window_{height}x{side}_paddle", "kind": "factseg_window",
+                "size": [height, side]}
         if not (common.ROOT / "paddle_models" / "engine" / "factseg_eval.py").is_file():
             spec["skip"] = "paddle_models/engine/factseg_eval.py not found"
         specs.append(spec)
@@ -201,7 +212,9 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--danet-size", type=int, nargs=2, default=None, metavar=("H", "W"))
     parser.add_argument("--pam-chunks", nargs="*", default=["none", "1024"], help='"none" and/or ints')
     parser.add_argument("--force", action="store_true", help="run the plain PAM even if memory looks short")
-    parser.add_argument("--factseg-size", type=int, default=None)
+    parser.add_argument("--factseg-size", type=int, default=None, help="FactSeg image width (and height); 8000")
+    parser.add_argument("--factseg-height", type=int, default=None,
+                        help="FactSeg image height (default: square); the accumulator depends on the width only")
     parser.add_argument("--train-models", nargs="*", default=None)
     parser.add_argument("--train-batch", type=int, default=None)
     parser.add_argument("--train-crop", type=int, default=None)

@@ -36,6 +36,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "to_jsonable",
+    "pause_point",
 ]
 
 
@@ -69,6 +70,28 @@ def _reserve_temp(path: Path, folder: Path) -> Path:
         os.close(fd)
         return tmp
     raise FileExistsError(f"could not find a free temporary name in {str(folder)!r}")
+
+
+PAUSE_ENV = "PADDLE_RS_TEST_PAUSE_AT"
+PAUSE_MARKER_ENV = "PADDLE_RS_TEST_PAUSE_MARKER"
+
+
+def pause_point(name: str) -> None:
+    """Test-only hook (tests/test_kill_resume.py); a no-op unless ``$PADDLE_RS_TEST_PAUSE_AT == name``.
+
+    Then the process writes ``name`` to the file ``$PADDLE_RS_TEST_PAUSE_MARKER`` and sleeps, so that a
+    test can SIGKILL it at exactly this point (e.g. ``before-rename:iter_00000004.pdckpt``: the
+    checkpoint is fully written to its temporary file, the rename has not happened).
+    """
+    if os.environ.get(PAUSE_ENV) != name:
+        return
+    import time
+
+    marker = os.environ.get(PAUSE_MARKER_ENV)
+    if marker:
+        with open(marker, "w", encoding="utf-8") as handle:
+            handle.write(name)
+    time.sleep(300)
 
 
 def _fsync_file(path: Path) -> None:
@@ -117,6 +140,7 @@ def atomic_save(path: PathLike, write_fn: Callable[[str], Any]) -> Path:
                 "(did it rename or delete it?)"
             )
         _fsync_file(tmp)
+        pause_point(f"before-rename:{target.name}")
         os.replace(tmp, target)
     except BaseException:
         try:

@@ -14,10 +14,18 @@ DANet (official ``MultiEvalModule``, 2019 tree; see shared/specs/danet.md):
       be shorter than the crop; it is padded to the crop before the forward pass and cropped after)
       (:func:`danet_windows`).
 
-FactSeg (``factseg_windows``; shared/specs/factseg.md): windows of the crop size at ``i * stride``;
-if the last one does not reach the border an extra window is SHIFTED INWARD to end exactly at it; an
-axis not longer than the crop gets one window of its own length. (The FactSeg reproduction owns the
-check of this rule against SimpleCV; the function is registered under "factseg" in ``WINDOW_RULES``.)
+FactSeg (official SimpleCV ``simplecv/data/_np_preprocess.py::sliding_window``, used by FactSeg's
+``PatchBasedDataset`` and ``tools/isaid_eval.py`` with kernel 896 and stride 512; shared/specs/factseg.md):
+along an axis of length ``size`` with kernel ``k`` (clipped to ``size`` when the image is smaller) there
+are ``ceil((size - k) / stride) + 1`` windows starting at ``i * stride``; a window that would pass the
+border is SHIFTED INWARD to end exactly at it (so it keeps its full length). Row by row (y outer, x
+inner) (:func:`factseg_axis_windows`, :func:`factseg_windows`; registered as "factseg" in
+``WINDOW_RULES``). Examples (896 / 512): 800 -> [0, 800); 1000 -> [0, 896), [104, 1000); 2000 ->
+starts 0, 512, 1024, 1104 (a pixel can be covered by up to 3 windows per axis, 9 in all).
+:func:`factseg_window_rows` groups the windows into rows with the image rows each row finishes, for the
+streaming evaluator (``paddle_models/engine/factseg_eval.py``). This is the only implementation of the
+rule: ``common/factseg_windows.py`` re-exports it under its older names, and
+``tests/test_factseg_eval.py`` checks it against a transcription of the official function.
 
 A new rule: a function ``(height, width, crop, stride) -> list of windows`` added to ``WINDOW_RULES``.
 """
@@ -25,7 +33,7 @@ A new rule: a function ``(height, width, crop, stride) -> list of windows`` adde
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -35,7 +43,11 @@ __all__ = [
     "danet_scaled_size",
     "danet_stride",
     "danet_windows",
+    "factseg_axis_windows",
     "factseg_windows",
+    "FactSegWindowRow",
+    "factseg_window_rows",
+    "factseg_max_coverage",
     "WINDOW_RULES",
     "window_coverage",
     "DANET_MS_SCALES",
@@ -111,22 +123,54 @@ def danet_padded_size(height: int, width: int, crop: int | Sequence[int]) -> Pai
     return max(height, crop_h), max(width, crop_w)
 
 
-def _factseg_axis(size: int, crop: int, stride: int) -> List[Tuple[int, int]]:
-    if size <= crop:
-        return [(0, size)]
-    starts = list(range(0, size - crop + 1, stride))
-    if starts[-1] + crop < size:
-        starts.append(size - crop)  # shifted inward: ends exactly at the border
-    return [(s, s + crop) for s in starts]
+def factseg_axis_windows(size: int, crop: int = 896, stride: int = 512) -> List[Tuple[int, int]]:
+    """[(start, end)] along one axis: official count and starts, the last window shifted inward."""
+    if isinstance(size, bool) or int(size) <= 0 or int(crop) <= 0 or int(stride) <= 0:
+        raise ValueError(f"size, crop and stride must be positive, got {size}, {crop}, {stride}")
+    size, crop, stride = int(size), min(int(crop), int(size)), int(stride)
+    count = int(math.ceil((size - crop) / stride)) + 1
+    return [(s, s + crop) for s in (min(i * stride, size - crop) for i in range(count))]
 
 
 def factseg_windows(height: int, width: int, crop: int | Sequence[int] = 896,
                     stride: int | Sequence[int] = 512) -> List[Window]:
-    """FactSeg windows: crop-sized at ``i * stride``, last one shifted inward; short axes one window."""
+    """FactSeg windows of an image, row by row (y outer, x inner), as the official order."""
     crop_h, crop_w = as_pair(crop, "crop")
     stride_h, stride_w = as_pair(stride, "stride")
-    return [(y0, y1, x0, x1) for y0, y1 in _factseg_axis(height, crop_h, stride_h)
-            for x0, x1 in _factseg_axis(width, crop_w, stride_w)]
+    return [(y0, y1, x0, x1) for y0, y1 in factseg_axis_windows(height, crop_h, stride_h)
+            for x0, x1 in factseg_axis_windows(width, crop_w, stride_w)]
+
+
+class FactSegWindowRow(NamedTuple):
+    """One row of windows: image rows ``[y0, y1)``, the windows (left to right), and ``done``: the
+    image rows ``[previous done, done)`` that no later row covers, final once this row is added."""
+
+    y0: int
+    y1: int
+    windows: List[Window]
+    done: int
+
+
+def factseg_window_rows(height: int, width: int, crop: int | Sequence[int] = 896,
+                        stride: int | Sequence[int] = 512) -> List[FactSegWindowRow]:
+    """:func:`factseg_windows` grouped by window row (same windows, same order)."""
+    crop_h, crop_w = as_pair(crop, "crop")
+    stride_h, stride_w = as_pair(stride, "stride")
+    ys = factseg_axis_windows(height, crop_h, stride_h)
+    xs = factseg_axis_windows(width, crop_w, stride_w)
+    rows = []
+    for i, (y0, y1) in enumerate(ys):
+        done = ys[i + 1][0] if i + 1 < len(ys) else height
+        rows.append(FactSegWindowRow(y0, y1, [(y0, y1, x0, x1) for x0, x1 in xs], done))
+    return rows
+
+
+def factseg_max_coverage(size: int, crop: int = 896, stride: int = 512) -> int:
+    """Most windows covering one position along an axis."""
+    counts = np.zeros(int(size), dtype=np.int64)
+    for start, end in factseg_axis_windows(size, crop, stride):
+        counts[start:end] += 1
+    return int(counts.max())
 
 
 def window_coverage(height: int, width: int, windows: Sequence[Window]) -> np.ndarray:

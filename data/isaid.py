@@ -90,6 +90,8 @@ class ISAIDPair(NamedTuple):
 
 def _open_size(path: str) -> Tuple[int, int]:
     """(height, width) from the file header, without decoding the pixels."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise DatasetError(f"file is empty (0 bytes): {path}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -43,6 +43,7 @@ from common.factseg import (
     FPN_OUT_CHANNELS,
     IN_FEAT_STRIDES,
     OUT_FEAT_STRIDE,
+    SIZE_DIVISOR,
     check_input_size,
 )
 
@@ -79,6 +80,8 @@ def fused_probability(fg_logits: paddle.Tensor, bi_logits: paddle.Tensor) -> pad
 
 class FactSeg(nn.Layer):
     """ResNet encoder + foreground / binary FPN-decoder branches (module docstring)."""
+
+    size_divisor = SIZE_DIVISOR  # input H, W: the FPN's x2 top-down path needs multiples of stride 32
 
     def __init__(self, num_classes: int = 16, backbone: str = "resnet50", output: str = "auto") -> None:
         super().__init__()

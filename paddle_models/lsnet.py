@@ -202,6 +202,8 @@ class CamHead(nn.Layer):
 class LSNet(nn.Layer):
     """LSNet with one of the three official decoders; see the module docstring."""
 
+    size_divisor = 8  # input H, W: three stride-2 stages (common.lsnet.check_pair)
+
     def __init__(self, variant: str = "diffFPN", in_channels: int = 3, num_classes: int = 2,
                  mid_channels: int = 32) -> None:
         super().__init__()
@@ -234,7 +236,8 @@ class LSNet(nn.Layer):
                 nn.initializer.Constant(0.0)(layer.bias)
 
     def forward(self, t0: paddle.Tensor, t1: paddle.Tensor) -> Tuple[paddle.Tensor, ...]:
-        check_pair(t0.shape, t1.shape)
+        if paddle.in_dynamic_mode():  # traced (export) shapes hold -1 for dynamic axes
+            check_pair(t0.shape, t1.shape)
         feats = self.backbone(paddle.concat([t0, t1], 0))
         maps = self.FPN(feats)
         out = self.head(*maps)

@@ -9,8 +9,10 @@ import numpy as np
 import paddle
 import pytest
 
-from common.factseg_windows import axis_windows, factseg_windows, max_coverage, window_rows
-from common.windows import factseg_windows as generic_factseg_windows
+import common.factseg_windows as old_names
+from common.windows import WINDOW_RULES, factseg_window_rows, factseg_windows
+from common.windows import factseg_axis_windows as axis_windows
+from common.windows import factseg_max_coverage as max_coverage
 from paddle_models.engine.factseg_eval import FactSegSlidingWindow, evaluate_isaid, format_iou_table
 from torch_ref.datasets.isaid import sliding_window
 
@@ -36,12 +38,21 @@ def tiny():
     return model
 
 
-def test_window_rule_equals_official_and_generic():
+def test_window_rule_equals_official_one_implementation():
     rng = np.random.RandomState(0)
     sizes = [(800, 800), (896, 897), (1408, 1920), (2000, 1000)] + [tuple(rng.randint(50, 5000, 2)) for _ in range(30)]
     for h, w in sizes:
         official = [(y1, y2, x1, x2) for x1, y1, x2, y2 in sliding_window((h, w), (896, 896), 512).tolist()]
-        assert factseg_windows(h, w) == official == generic_factseg_windows(h, w)
+        assert factseg_windows(h, w) == official
+    for h, w, k, s in [(250, 333, 96, 40), (64, 200, 64, 32), (37, 91, 16, 5)]:  # small windows, as the tests use
+        official = [(y1, y2, x1, x2) for x1, y1, x2, y2 in sliding_window((h, w), (k, k), s).tolist()]
+        assert factseg_windows(h, w, k, s) == official
+    # the engine's rule table, the training windows and the old module names are this one function
+    assert WINDOW_RULES["factseg"] is factseg_windows and old_names.factseg_windows is factseg_windows
+    assert old_names.axis_windows is axis_windows and old_names.window_rows is factseg_window_rows
+    import data.isaid
+
+    assert data.isaid.factseg_windows is factseg_windows
     assert axis_windows(800) == [(0, 800)]
     assert axis_windows(1000) == [(0, 896), (104, 1000)]
     assert axis_windows(2000) == [(0, 896), (512, 1408), (1024, 1920), (1104, 2000)]
@@ -50,7 +61,7 @@ def test_window_rule_equals_official_and_generic():
 
 def test_window_rows_finish_every_row_once():
     for h, w in [(2000, 1500), (700, 900), (5000, 300)]:
-        rows = window_rows(h, w)
+        rows = factseg_window_rows(h, w)
         assert [win for r in rows for win in r.windows] == factseg_windows(h, w)
         finished = [r.done for r in rows]
         assert finished == sorted(finished) and finished[-1] == h
@@ -77,6 +88,23 @@ def test_streaming_equals_full_canvas_small_windows_and_ties(tiny):
 
     image = np.zeros((130, 170, 3), np.uint8)
     assert not protocol.predict(Uniform(), image).any()  # exact ties: the first class, as np/torch.argmax
+
+
+def test_normalised_float_images_give_the_same_labels(tiny):
+    """A dataset that already normalised (NormalizePixels, float32 3xHxW) streams the same windows and
+    labels as the raw uint8 image normalised per window."""
+    from data.isaid import NormalizePixels
+
+    image = (np.random.RandomState(9).rand(150, 210, 3) * 255).astype(np.uint8)
+    normalised, _ = NormalizePixels()(image, None)
+    protocol = FactSegSlidingWindow(window=96, stride=40)
+    assert np.array_equal(protocol.normalized_window(normalised, (10, 106, 5, 101)),
+                          protocol.normalized_window(image, (10, 106, 5, 101)))
+    labels = protocol.predict(tiny, image)
+    assert np.array_equal(protocol.predict(tiny, normalised), labels)
+    assert len(np.unique(labels)) > 1  # not a constant map
+    with pytest.raises(ValueError, match="uint8 H x W x 3"):
+        protocol.predict(tiny, normalised.astype(np.float64))
 
 
 def test_windows_are_zero_padded_after_normalisation():

@@ -78,21 +78,54 @@ def protocol_overrides(args: argparse.Namespace) -> List[str]:
     return out
 
 
+def add_trust_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-pickle", dest="trust_pickle", action="store_true",
+                        help="read weight / checkpoint files (also model.pretrained) with plain pickle, which "
+                             "can run code from the file: files from a source you trust only (default: only "
+                             "arrays, numbers, strings and containers are unpickled)")
+
+
 def load(args: argparse.Namespace, extra: Sequence[str] = ()) -> Dict[str, Any]:
     from paddle_models.engine.builder import load_run_config
 
     return load_run_config(args.config, list(args.opts) + list(extra))
 
 
+def load_weights(model: Any, path: str, trust_pickle: bool | None = None) -> Dict[str, Any]:
+    """``engine.builder.load_weights`` for the tools: a file that cannot be read or does not fit the
+    model (its ValueErrors) becomes a CheckpointError naming ``path`` (one message, exit 2); a file
+    refused by the safe unpickler raises ``UntrustedPickleError`` (exit 2 in run_cli)."""
+    from paddle_models.engine.builder import load_weights as load
+    from paddle_models.engine.checkpoint import CheckpointError
+
+    try:
+        return load(model, path, trust_pickle=trust_pickle)
+    except CheckpointError:
+        raise
+    except ValueError as exc:
+        text = str(exc)
+        raise CheckpointError(text if path in text else f"{path}: {text}") from None
+
+
+# Files or folders that cannot be read or written (read-only, a file in the way): OSErrors naming the path.
+_OUTPUT_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError)
+
+
 def run_cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
-    """Run a tool's ``main``; config / input errors print one clear message and exit 2."""
+    """Run a tool's ``main``; config / input / output-folder errors print one clear message and exit 2."""
+    from alignment.convert import ConversionError
     from common.config import ConfigError
+    from common.safe_load import UntrustedPickleError
     from data.errors import DatasetError
 
     try:
         main(argv)
-    except (ConfigError, DatasetError, FileNotFoundError) as exc:
+    except (ConfigError, DatasetError, FileNotFoundError, ConversionError, UntrustedPickleError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except _OUTPUT_ERRORS as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) and str(exc.filename) not in str(exc) else ""
+        print(f"error: {exc}{where}", file=sys.stderr)
         return EXIT_CONFIG
     except Exception as exc:
         from paddle_models.engine.checkpoint import CheckpointError

@@ -127,7 +127,8 @@ def run_demo(out: str, iters: int | None = None, num_train: int = 48, num_val: i
         "model": "danet resnet50 (from scratch)",
         "config": DEMO_CONFIG,
         "threads": os.environ.get("OMP_NUM_THREADS"),
-        "train": {k: summary[k] for k in ("iteration", "seconds", "final_loss", "best", "line")},
+        "train": {k: summary[k] for k in ("iteration", "seconds", "final_loss", "best", "line", "reader_cost_seconds",
+                                          "batch_cost_seconds", "reader_share")},
         "eval_whole_flip": {k: whole[k] for k in ("miou", "miou_present", "pixel_accuracy")},
         "eval_slide64_flip": {k: slide[k] for k in ("miou", "miou_present", "pixel_accuracy")},
         "chance": chance,
@@ -144,7 +145,9 @@ def run_demo(out: str, iters: int | None = None, num_train: int = 48, num_val: i
     w, c = result["eval_whole_flip"], chance
     print("\n[demo] ================================ summary ================================")
     print(f"[demo] trained {summary['iteration']} iterations in {timings['train'] / 60:.1f} min "
-          f"({os.environ.get('OMP_NUM_THREADS')} threads); final loss {summary['final_loss']:.3f}")
+          f"({os.environ.get('OMP_NUM_THREADS')} threads); final loss {summary['final_loss']:.3f}; data loading "
+          f"{100 * summary['reader_share']:.1f} % of the batch cost ({summary['reader_cost_seconds']:.1f} s of "
+          f"{summary['batch_cost_seconds']:.1f} s)")
     print(f"[demo] val mIoU {w['miou']:.4f} over 19 classes ({w['miou_present']:.4f} over the classes present), "
           f"pixel accuracy {w['pixel_accuracy']:.4f} (whole image + flip)")
     print(f"[demo] sliding window 64 + flip: mIoU {slide['miou']:.4f}, pixel accuracy {slide['pixel_accuracy']:.4f}")

@@ -5,6 +5,10 @@
         --base_size 2048 --crop_size 768 --flip
     # multi-scale + flip, crop 1024 (paper: 81.49):
     python tools/eval.py --config ... --weights ... --multi_scales --flip --crop_size 1024
+    # FactSeg on iSAID (eval.window_rule: factseg -> the streamed official protocol, 896/512 windows;
+    # per-class IoU with the iSAID devkit names, 16-class mIoU and 15-class foreground mean; paper: 64.79):
+    python tools/eval.py --config configs/factseg/factseg_r50_isaid_60k.yml --weights best.pdparams \
+        -o dataset.val.root=/data/iSAID dataset.train=null
     # change detection: threshold sweep + fixed threshold, P-R curve and metric.json in --out_dir
     python tools/eval.py --config configs/dasnet/... --weights ... --thresholds dasnet_v2 --out_dir out/eval
 
@@ -22,7 +26,14 @@ from typing import Any, Dict, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools._cli import add_config_args, add_protocol_args, load, protocol_overrides, run_cli  # noqa: E402
+from tools._cli import (  # noqa: E402
+    add_config_args,
+    add_protocol_args,
+    add_trust_arg,
+    load,
+    protocol_overrides,
+    run_cli,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -36,24 +47,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out_dir", help="change detection: folder for pr_curve.png and metric.json")
     parser.add_argument("--device", choices=["cpu", "gpu"])
     parser.add_argument("--no_progress", action="store_true")
+    add_trust_arg(parser)
     add_protocol_args(parser)
     return parser.parse_args(argv)
 
 
 def evaluate(cfg: Dict[str, Any], weights: str, split: str = "val", max_samples: int | None = None,
              out: str | None = None, out_dir: str | None = None, progress: bool = True,
-             device: str | None = None) -> Dict[str, Any]:
-    """Build the model, load ``weights``, evaluate ``dataset.<split>``; write and return the result."""
+             device: str | None = None, trust_pickle: bool = False) -> Dict[str, Any]:
+    """Build the model, load ``weights``, evaluate ``dataset.<split>``; write and return the result.
+    ``trust_pickle``: read ``weights`` (and ``model.pretrained``) with plain pickle (``common.safe_load``)."""
     from common.fileio import atomic_write_json
-    from paddle_models.engine.builder import build_dataset, build_model, load_weights
+    from common.safe_load import trusted_pickle
+    from paddle_models.engine.builder import build_dataset, build_model
     from paddle_models.engine.tasks import build_task
     from paddle_models.engine.trainer import select_device
+    from tools._cli import load_weights
 
     select_device(device)
     task = build_task(cfg)
     dataset = build_dataset(cfg, split)
-    model = build_model(cfg)
-    load_weights(model, weights)
+    with trusted_pickle(trust_pickle or None):
+        model = build_model(cfg)
+        load_weights(model, weights)
     evaluator = task.build_evaluator(dataset)
     ec = cfg["eval"]
     kwargs = dict(batch_size=ec["batch_size"], num_workers=ec["num_workers"], max_samples=max_samples,
@@ -77,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     args = parse_args(argv)
     cfg = load(args, protocol_overrides(args))
     return evaluate(cfg, args.weights, args.split, args.max_samples, args.out, args.out_dir,
-                    progress=not args.no_progress, device=args.device)
+                    progress=not args.no_progress, device=args.device, trust_pickle=args.trust_pickle)
 
 
 if __name__ == "__main__":

@@ -19,25 +19,29 @@ from typing import Any, Dict, Sequence
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools._cli import add_config_args, load, run_cli  # noqa: E402
+from tools._cli import add_config_args, add_trust_arg, load, run_cli  # noqa: E402
 
 
 def export(cfg: Dict[str, Any], weights: str | None, out_dir: str, input_shape: Sequence[int | None] | None = None,
            output: str | None = None, check_size: Sequence[int] | None = None,
-           cpu_threads: int | None = None) -> Dict[str, Any]:
+           cpu_threads: int | None = None, trust_pickle: bool = False) -> Dict[str, Any]:
+    """``trust_pickle``: read ``weights`` (and ``model.pretrained``) with plain pickle (``common.safe_load``)."""
     import numpy as np
 
     from common.fileio import atomic_write_json
-    from paddle_models.engine.builder import DATASETS, build_model, load_weights
+    from common.safe_load import trusted_pickle
+    from paddle_models.engine.builder import DATASETS, build_model
     from paddle_models.engine.export import check_export, export_model
     from paddle_models.engine.tasks import build_task
     from paddle_models.engine.trainer import select_device
+    from tools._cli import load_weights
 
     select_device("cpu")
     task = build_task(cfg)
-    model = build_model(cfg)
-    if weights:
-        load_weights(model, weights)
+    with trusted_pickle(trust_pickle or None):
+        model = build_model(cfg)
+        if weights:
+            load_weights(model, weights)
     model.eval()
     shape = list(input_shape) if input_shape is not None else list(cfg["export"]["input_shape"])
     shape = [None if d is None or int(d) < 0 else int(d) for d in shape]
@@ -69,9 +73,11 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--output", choices=["logits", "probability", "label"])
     parser.add_argument("--check", type=int, nargs=2, metavar=("H", "W"), help="compare with dygraph at this size")
     parser.add_argument("--cpu_threads", type=int)
+    add_trust_arg(parser)
     args = parser.parse_args(argv)
     cfg = load(args)
-    return export(cfg, args.weights, args.out, args.input_shape, args.output, args.check, args.cpu_threads)
+    return export(cfg, args.weights, args.out, args.input_shape, args.output, args.check, args.cpu_threads,
+                  trust_pickle=args.trust_pickle)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,23 @@
 oneDNN (``--onednn``): "auto" (default) enables it with ``onednn_placement_pass`` deleted — Paddle 3.3.1's
 plain oneDNN path fails on bilinear interpolate — and falls back to plain CPU kernels with a logged reason
 if the predictor fails; "on", "plain" (all passes; fails on DANet), "off".
-Preprocessing (normalisation) and the palette come from ``deploy.yml`` written by tools/export.py.
+Preprocessing (normalisation) and the palette come from ``deploy.yml`` written by tools/export.py; change
+detection on CDD-style data uses its ``preprocess`` entry (DASNet: RGB -> BGR minus the t0 / t1 means, no std;
+LSNet: raw pixels), with the same functions as the dataset, so the inputs equal the evaluation inputs bit for
+bit. A change score is thresholded at ``--threshold``, else deploy.yml's ``change.threshold`` (the config's
+``eval.threshold``), else 0.5 for a softmax probability; a DASNet distance without a threshold is an error.
+
+Input sizes: a model that needs H and W to be multiples of N (deploy.yml ``size_divisor``; FactSeg: 32)
+gets its normalised input zero-padded at the bottom/right to the next multiple and its output cropped back,
+as FactSeg's official evaluation pads each window. A segmentation export whose config evaluates with
+``eval.window_rule: factseg`` records that protocol (deploy.yml ``window``) and is run through the same
+streamed sliding-window code as tools/eval.py (``factseg_eval.FactSegSlidingWindow`` with the predictor as
+its runner): 896 windows at stride 512, probabilities summed / counted, argmax, one window row in memory at
+a time, so the labels equal the evaluated ones and 13,000 px iSAID images need no whole-image pass. That
+needs ``output: probability``; a ``label`` export is refused for an image larger than one window.
+``--whole_image`` forces one padded whole-image pass instead. Other exports (DANet, ``eval.window_rule:
+danet``) run the whole image in one pass; tools/eval.py's multi-scale / flip / DANet slide protocol is not
+applied here (use tools/predict.py for that).
 """
 
 from __future__ import annotations
@@ -33,15 +49,82 @@ def normalize(image, info: Dict[str, Any]):
     return np.ascontiguousarray(x.transpose(2, 0, 1))[None]
 
 
+def prepare_inputs(pictures: Sequence[Any], info: Dict[str, Any]) -> List[Any]:
+    """Model inputs (1 x 3 x H x W float32 each) from uint8 RGB pictures, as deploy.yml says."""
+    if info.get("preprocess"):
+        from paddle_models.engine.tasks import apply_cd_preprocess
+
+        return [x[None] for x in apply_cd_preprocess(info["preprocess"], *pictures)]
+    return [normalize(p, info) for p in pictures]
+
+
+def run_padded(predictor: Any, inputs: Sequence[Any], divisor: int | None) -> Any:
+    """Run on inputs zero-padded at the bottom/right to a multiple of ``divisor`` (after normalisation,
+    as FactSeg's ``th_divisible_pad``), and crop the output's last two (spatial) dims back."""
+    import numpy as np
+
+    from paddle_models.engine.export import run_predictor
+
+    h, w = inputs[0].shape[-2:]
+    if divisor and (h % divisor or w % divisor):
+        ph, pw = -(-h // divisor) * divisor, -(-w // divisor) * divisor
+        inputs = [np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph - h), (0, pw - w)]) for x in inputs]
+    return run_predictor(predictor, inputs)[..., :h, :w]
+
+
+def window_protocol(info: Dict[str, Any]):
+    """The evaluation's ``FactSegSlidingWindow`` from deploy.yml ``window``, running a predictor; or None."""
+    window = info.get("window")
+    if not window:
+        return None
+    if window.get("rule") != "factseg":
+        raise ValueError(f"deploy.yml: unknown window rule {window.get('rule')!r} (known: factseg)")
+    from paddle_models.engine.export import run_predictor
+    from paddle_models.engine.factseg_eval import FactSegSlidingWindow
+
+    return FactSegSlidingWindow(window=tuple(window["window"]), stride=tuple(window["stride"]),
+                                size_divisor=int(window["size_divisor"]), mean=tuple(window["mean"]),
+                                std=tuple(window["std"]), num_classes=int(window["num_classes"]),
+                                runner=lambda predictor, x: run_predictor(predictor, [x]))
+
+
+def segment(predictor: Any, picture: Any, info: Dict[str, Any], whole_image: bool = False) -> Any:
+    """uint8 H x W class ids of a uint8 RGB picture: the evaluation's sliding windows when deploy.yml
+    records them (streamed), else one whole-image pass padded to ``size_divisor``."""
+    protocol = None if whole_image else window_protocol(info)
+    divisor = info.get("size_divisor")
+    if protocol is not None:
+        if info["output"] == "probability":
+            return protocol.predict(predictor, picture)
+        count = len(protocol.windows(*picture.shape[:2]))
+        if count > 1:
+            raise ValueError(f"this export outputs {info['output']!r}, which cannot be merged across the "
+                             f"{count} sliding windows of a {picture.shape[0]}x{picture.shape[1]} image (deploy.yml "
+                             "window); re-export with --output probability, or pass --whole_image")
+        divisor = protocol.size_divisor  # one window covering the image: the same pass as the protocol's
+    out = run_padded(predictor, prepare_inputs([picture], info), divisor)
+    return out[0] if info["output"] == "label" else out[0].argmax(0)
+
+
+def change_threshold(info: Dict[str, Any], threshold: float | None) -> float | None:
+    """--threshold, else deploy.yml's change.threshold, else 0.5 for a softmax probability, else None."""
+    change = info.get("change") or {}
+    if threshold is None:
+        threshold = change.get("threshold")
+    if threshold is None and change.get("score", "softmax") == "softmax":
+        threshold = 0.5
+    return threshold
+
+
 def infer(model_dir: str, out_dir: str, images: Sequence[str] = (), t0: Sequence[str] = (), t1: Sequence[str] = (),
           device: str = "cpu", cpu_threads: int | None = None, onednn: str = "auto", gpu_mem: int = 500,
-          use_trt: bool = False, trt_precision: str = "fp32", threshold: float = 0.5,
-          benchmark: int = 0) -> Dict[str, Any]:
+          use_trt: bool = False, trt_precision: str = "fp32", threshold: float | None = None,
+          benchmark: int = 0, whole_image: bool = False) -> Dict[str, Any]:
     import numpy as np
 
     from common.visualize import change_overlay, colorize, image_stem, overlay, save_png
     from data.io import read_image
-    from paddle_models.engine.export import create_predictor, load_deploy_info, run_predictor
+    from paddle_models.engine.export import create_predictor, load_deploy_info
     from tools.predict import list_images, pair_images
 
     info = load_deploy_info(model_dir)
@@ -57,17 +140,17 @@ def infer(model_dir: str, out_dir: str, images: Sequence[str] = (), t0: Sequence
         items = [list(p) for p in pair_images(t0, t1)]
     for paths in items:
         pictures = [read_image(p) for p in paths]
-        inputs = [normalize(p, info) for p in pictures]
-        start = time.perf_counter()
-        out = run_predictor(predictor, inputs)
-        times.append(time.perf_counter() - start)
-        for _ in range(max(0, benchmark - 1)):
+        inputs = None if info["task"] == "segmentation" else prepare_inputs(pictures, info)
+        for _ in range(max(1, benchmark)):
             start = time.perf_counter()
-            run_predictor(predictor, inputs)
+            if inputs is None:
+                out = segment(predictor, pictures[0], info, whole_image)
+            else:
+                out = run_padded(predictor, inputs, info.get("size_divisor"))
             times.append(time.perf_counter() - start)
         stem = image_stem(paths[0])
         if info["task"] == "segmentation":
-            labels = out[0] if info["output"] == "label" else out[0].argmax(0)
+            labels = out
             color = colorize(labels, info.get("palette"))
             written.append(save_png(color, os.path.join(out_dir, f"{stem}_pred.png")))
             save_png(overlay(pictures[0], color), os.path.join(out_dir, f"{stem}_overlay.png"))
@@ -77,7 +160,13 @@ def infer(model_dir: str, out_dir: str, images: Sequence[str] = (), t0: Sequence
             elif out.ndim == 4:
                 mask = out[0].argmax(0)
             else:
-                mask = (out[0] >= threshold).astype(np.uint8)
+                cut = change_threshold(info, threshold)
+                if cut is None:
+                    raise ValueError(f"the exported model outputs a change score "
+                                     f"({(info.get('change') or {}).get('score')}) and neither --threshold nor "
+                                     "deploy.yml's change.threshold is set: pass --threshold (e.g. the best "
+                                     "threshold that tools/eval.py reports)")
+                mask = (out[0] >= cut).astype(np.uint8)
             written.append(save_png(mask.astype(np.uint8) * 255, os.path.join(out_dir, f"{stem}_label.png")))
             save_png(change_overlay(pictures[1], mask), os.path.join(out_dir, f"{stem}_overlay.png"))
     steady = times[1:] if len(times) > 1 else times
@@ -102,11 +191,16 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--gpu_mem", type=int, default=500, help="initial GPU memory pool (MB)")
     parser.add_argument("--use_trt", action="store_true", help="TensorRT subgraphs (GPU)")
     parser.add_argument("--trt_precision", choices=["fp32", "fp16", "int8"], default="fp32")
-    parser.add_argument("--threshold", type=float, default=0.5, help="change score threshold (score outputs)")
+    parser.add_argument("--threshold", type=float,
+                        help="change score threshold (score outputs; default: deploy.yml, or 0.5 for a probability)")
     parser.add_argument("--benchmark", type=int, default=0, help="run each input N times and report the mean")
+    parser.add_argument("--whole_image", action="store_true",
+                        help="one padded whole-image pass even where deploy.yml records the evaluation's sliding "
+                             "windows (labels may then differ from tools/eval.py; needs memory for the whole image)")
     args = parser.parse_args(argv)
     return infer(args.model_dir, args.out, args.images, args.t0, args.t1, args.device, args.cpu_threads,
-                 args.onednn, args.gpu_mem, args.use_trt, args.trt_precision, args.threshold, args.benchmark)
+                 args.onednn, args.gpu_mem, args.use_trt, args.trt_precision, args.threshold, args.benchmark,
+                 args.whole_image)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,13 @@
 
 Per image: ``<stem>_pred.png`` (colour map), ``<stem>_overlay.png`` (blended over the image) and
 ``<stem>_label.png`` (class ids, 8-bit; change detection: 0/255 mask).
+
+Segmentation runs the config's evaluation protocol on the val pipeline's normalisation
+(``builder.normalization_spec``: the configured val transforms, else the dataset class's default, e.g.
+FactSeg's ``NormalizePixels`` on the 0-255 scale). With ``eval.mode: slide`` and ``eval.window_rule:
+factseg`` that is the evaluator's own streamed ``FactSegSlidingWindow`` (uint8 image, per-window
+normalisation, zero padding to /32, probability sum / count, argmax), so the labels equal tools/eval.py's
+predictions and full-size iSAID images fit in memory.
 """
 
 from __future__ import annotations
@@ -20,7 +27,14 @@ from typing import Any, Dict, List, Sequence, Tuple
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools._cli import add_config_args, add_protocol_args, load, protocol_overrides, run_cli  # noqa: E402
+from tools._cli import (  # noqa: E402
+    add_config_args,
+    add_protocol_args,
+    add_trust_arg,
+    load,
+    protocol_overrides,
+    run_cli,
+)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -51,27 +65,84 @@ def pair_images(t0: Sequence[str], t1: Sequence[str]) -> List[Tuple[str, str]]:
     return [(first[name], second[name]) for name in sorted(first)]
 
 
-def segmentation_preprocess(cfg: Dict[str, Any]):
-    """The val pipeline of the config (normalisation), without needing the dataset on disk."""
-    from data.transforms import build_transforms, val_transforms
+def _val_transform_config(cfg: Dict[str, Any]) -> Any:
+    val = cfg["dataset"].get("val")
+    return (val or {}).get("transforms") or None
 
-    section = cfg["dataset"].get("val") or cfg["dataset"].get("train") or {}
-    transforms = section.get("transforms") if section is cfg["dataset"].get("val") else None
-    return build_transforms(transforms) if transforms else val_transforms()
+
+def segmentation_preprocess(cfg: Dict[str, Any], dataset_cls: Any = None):
+    """The val pipeline of the config (normalisation), without needing the dataset on disk: the configured
+    val transforms, else the dataset class's default (``builder.DEFAULT_VAL_TRANSFORMS``), else ImageNet's."""
+    from data.transforms import build_transforms, val_transforms
+    from paddle_models.engine.builder import DEFAULT_VAL_TRANSFORMS
+
+    transforms = _val_transform_config(cfg)
+    if transforms:
+        return build_transforms(transforms)
+    if isinstance(dataset_cls, type):
+        factory = next((f for c, f in DEFAULT_VAL_TRANSFORMS.items() if issubclass(dataset_cls, c)), None)
+        if factory is not None:
+            return factory()
+    return val_transforms()
+
+
+def segmentation_window_protocol(cfg: Dict[str, Any], task: Any, dataset_cls: Any) -> Any:
+    """The evaluator's ``FactSegSlidingWindow`` for ``eval.window_rule: factseg`` (None otherwise), with the
+    val pipeline's normalisation on the 0-255 scale, as tools/eval.py normalises raw uint8 windows."""
+    import dataclasses
+
+    from paddle_models.engine.builder import normalization_spec
+    from paddle_models.engine.factseg_eval import FactSegEvaluator
+
+    if cfg["eval"].get("mode") != "slide" or cfg["eval"].get("window_rule") != "factseg":
+        return None
+    evaluator = task.build_evaluator(dataset_cls)  # the selection tools/eval.py makes
+    if not isinstance(evaluator, FactSegEvaluator):
+        raise RuntimeError(f"eval.window_rule 'factseg' built a {type(evaluator).__name__}, not FactSegEvaluator")
+    spec = normalization_spec(dataset_cls, _val_transform_config(cfg))
+    return dataclasses.replace(evaluator.protocol, mean=tuple(m * spec["scale"] for m in spec["mean"]),
+                               std=tuple(s * spec["scale"] for s in spec["std"]))
 
 
 def predict(cfg: Dict[str, Any], weights: str, out_dir: str, images: Sequence[str] = (),
             t0: Sequence[str] = (), t1: Sequence[str] = (), alpha: float = 0.5,
-            device: str | None = None) -> List[Dict[str, str]]:
-    """Run the configured protocol on every image (pair) and write the PNGs; returns the written paths."""
+            device: str | None = None, trust_pickle: bool = False) -> List[Dict[str, str]]:
+    """Run the configured protocol on every image (pair) and write the PNGs; returns the written paths.
+
+    All or nothing: on any error (an unreadable image, Ctrl-C, ...) the files this call wrote are removed,
+    and ``out_dir`` too when this call created it. ``trust_pickle``: read ``weights`` (and
+    ``model.pretrained``) with plain pickle (``common.safe_load``)."""
+    import shutil
+
+    from common.safe_load import trusted_pickle
+
+    created = not os.path.exists(out_dir)
+    written: List[Dict[str, str]] = []
+    try:
+        with trusted_pickle(trust_pickle or None):
+            return _predict(cfg, weights, out_dir, images, t0, t1, alpha, device, written)
+    except BaseException:
+        for record in written:
+            for key in ("pred", "overlay", "label"):
+                if record.get(key) and os.path.isfile(record[key]):
+                    os.remove(record[key])
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _predict(cfg: Dict[str, Any], weights: str, out_dir: str, images: Sequence[str], t0: Sequence[str],
+             t1: Sequence[str], alpha: float, device: str | None, written: List[Dict[str, str]]
+             ) -> List[Dict[str, str]]:
     import numpy as np
     import paddle
 
     from common.visualize import change_overlay, colorize, image_stem, overlay, save_png
     from data.io import read_image
-    from paddle_models.engine.builder import DATASETS, build_model, load_weights
+    from paddle_models.engine.builder import DATASETS, build_model, normalization_spec
     from paddle_models.engine.tasks import build_task
     from paddle_models.engine.trainer import select_device
+    from tools._cli import load_weights
 
     select_device(device)
     task = build_task(cfg)
@@ -79,22 +150,23 @@ def predict(cfg: Dict[str, Any], weights: str, out_dir: str, images: Sequence[st
     load_weights(model, weights)
     model.eval()
     dataset_cls = DATASETS.get((cfg["dataset"].get("val") or cfg["dataset"]["train"])["type"])
-    written: List[Dict[str, str]] = []
     os.makedirs(out_dir, exist_ok=True)
     if task.name == "segmentation":
-        preprocess = segmentation_preprocess(cfg)
-        mean_std = next(((t.mean, t.std) for t in preprocess.transforms if hasattr(t, "std")), None)
-        from data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-        mean, std = mean_std if mean_std else (IMAGENET_MEAN, IMAGENET_STD)
+        windows = segmentation_window_protocol(cfg, task, dataset_cls)
+        preprocess = segmentation_preprocess(cfg, dataset_cls)
+        spec = normalization_spec(dataset_cls, _val_transform_config(cfg))
         protocol = task.protocol(None, cfg["eval"])
-        protocol.pad_value = tuple(-float(m) / float(s) for m, s in zip(mean, std))
+        # black after normalisation (scale-free), as the evaluator pads (DANet's pad_image)
+        protocol.pad_value = tuple(-float(m) / float(s) for m, s in zip(spec["mean"], spec["std"]))
         palette = getattr(dataset_cls, "PALETTE", None)
         for path in list_images(images):
             image = read_image(path)
-            x, _ = preprocess(image, None)
-            with paddle.no_grad():
-                labels = task.predict(model, [paddle.to_tensor(x[None])], protocol)[0]
+            if windows is not None:  # streamed, on the uint8 image (no full-size float copy)
+                labels = windows.predict(model, image)
+            else:
+                x, _ = preprocess(image, None)
+                with paddle.no_grad():
+                    labels = task.predict(model, [paddle.to_tensor(x[None])], protocol)[0]
             color = colorize(labels, palette)
             stem = image_stem(path)
             record = {"image": path,
@@ -105,6 +177,12 @@ def predict(cfg: Dict[str, Any], weights: str, out_dir: str, images: Sequence[st
             print(f"{path} -> {record['pred']}")
         return written
     preprocess_pair = getattr(dataset_cls, "preprocess_pair", None)
+    spec = task.preprocess_spec(dataset_cls)
+    if preprocess_pair is None and spec is not None:  # CDD-style: the dataset's own preprocessing
+        from paddle_models.engine.tasks import apply_cd_preprocess
+
+        def preprocess_pair(a: np.ndarray, b: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+            return apply_cd_preprocess(spec, a, b)
     if preprocess_pair is None:
         raise ValueError(f"dataset class {dataset_cls.__name__} has no preprocess_pair(t0, t1) "
                          "(uint8 RGB arrays -> model inputs); change-detection prediction needs it")
@@ -142,12 +220,14 @@ def main(argv: Sequence[str] | None = None) -> List[Dict[str, str]]:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity")
     parser.add_argument("--device", choices=["cpu", "gpu"])
+    add_trust_arg(parser)
     add_protocol_args(parser)
     args = parser.parse_args(argv)
     if not args.images and not (args.t0 and args.t1):
         parser.error("give --images (segmentation) or --t0 and --t1 (change detection)")
     cfg = load(args, protocol_overrides(args))
-    return predict(cfg, args.weights, args.out, args.images, args.t0, args.t1, args.alpha, args.device)
+    return predict(cfg, args.weights, args.out, args.images, args.t0, args.t1, args.alpha, args.device,
+                   trust_pickle=args.trust_pickle)
 
 
 if __name__ == "__main__":

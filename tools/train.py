@@ -20,7 +20,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tools._cli import add_config_args, load, run_cli  # noqa: E402
+from tools._cli import add_config_args, add_trust_arg, load, run_cli  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -34,6 +34,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
     parser.add_argument("--print_config", action="store_true", help="print the resolved config and exit")
     parser.add_argument("--print_schema", action="store_true", help="print every config key and exit")
+    add_trust_arg(parser)
     args = parser.parse_args(argv)
     if not args.config and not args.print_schema:
         parser.error("--config is required")
@@ -55,8 +56,9 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any] | None:
         return None
     from paddle_models.engine.trainer import Trainer
 
+    # --trust-pickle: the --resume checkpoint and model.pretrained are read with plain pickle
     trainer = Trainer(cfg, work_dir=args.work_dir, resume=args.resume, amp=args.amp, device=args.device,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, trust_pickle=args.trust_pickle)
     return trainer.train()
 
 

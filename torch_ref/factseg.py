@@ -51,6 +51,7 @@ from common.factseg import (
     FPN_OUT_CHANNELS,
     IN_FEAT_STRIDES,
     OUT_FEAT_STRIDE,
+    SIZE_DIVISOR,
     check_input_size,
 )
 
@@ -86,6 +87,8 @@ def fused_probability(fg_logits: torch.Tensor, bi_logits: torch.Tensor) -> torch
 
 class FactSeg(nn.Module):
     """ResNet encoder + foreground / binary FPN-decoder branches (module docstring)."""
+
+    size_divisor = SIZE_DIVISOR  # input H, W: the FPN's x2 top-down path needs multiples of stride 32
 
     def __init__(self, num_classes: int = 16, backbone: str = "resnet50", output: str = "auto") -> None:
         super().__init__()

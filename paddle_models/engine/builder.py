@@ -28,7 +28,7 @@ from common.config import ConfigError, check_kwargs, load_config, raise_problems
 from common.registry import Registry
 from data import CityscapesDataset, DatasetError, TransformConfigError, build_transforms
 from data.cdd import CDDDataset, LEVIRCDDataset
-from data.isaid import ISAIDDataset
+from data.isaid import ISAIDDataset, NormalizePixels, factseg_val_transforms
 from data.transforms import IMAGENET_MEAN, IMAGENET_STD, Compose, Normalize
 
 from .optim import OPTIMIZER_KEYS
@@ -42,6 +42,7 @@ __all__ = [
     "build_loss",
     "load_weights",
     "normalization_of",
+    "normalization_spec",
     "unwrap_model",
 ]
 
@@ -142,6 +143,20 @@ def _eval_problems(cfg: Mapping[str, Any]) -> List[str]:
             problems.append(f"{source_of(cfg, 'eval.thresholds')}: eval.thresholds: {exc}")
     if ec["mode"] == "slide" and ec["crop_size"] is None:
         problems.append(f"{source_of(cfg, 'eval.mode')}: eval.mode: 'slide' needs eval.crop_size")
+    if cfg["task"]["type"] == "segmentation" and ec["mode"] == "slide" and ec["window_rule"] == "factseg":
+        # routed to the streamed FactSeg evaluator (tasks.SegmentationTask.build_evaluator)
+        unsupported = [key for key, bad in (("eval.flip", ec["flip"]), ("eval.multi_scales", ec["multi_scales"]),
+                                            ("eval.scales", [float(v) for v in ec["scales"]] != [1.0]),
+                                            ("eval.base_size", ec["base_size"] is not None)) if bad]
+        problems += [f"{source_of(cfg, key)}: {key}: eval.window_rule 'factseg' is FactSeg's official streamed "
+                     "protocol (one scale at the original size, no flip); use window_rule 'danet' for flip / "
+                     "multi-scale" for key in unsupported]
+    score = SEG_SCORES.get(ec["score"])
+    if cfg["task"]["type"] == "segmentation" and score is not None and score.probabilities \
+            and cfg["export"]["output"] == "logits":
+        problems.append(f"{source_of(cfg, 'export.output')}: export.output: 'logits', but eval.score "
+                        f"'{ec['score']}' gives class probabilities computed by the model (no logits to export); "
+                        "use probability or label")
     return problems
 
 
@@ -184,18 +199,49 @@ def build_dataset(cfg: Mapping[str, Any], split: str, seed: int | None = None):
         raise DatasetError(f"dataset.{split} ({source_of(cfg, 'dataset.' + split)}): {exc}") from None
 
 
+# Validation transform a dataset CLASS builds when none is configured (for callers that have the class
+# but no instance, e.g. tools/export.py writing deploy.yml without reading any data).
+DEFAULT_VAL_TRANSFORMS: Dict[type, Any] = {ISAIDDataset: factseg_val_transforms}
+
+
+def normalization_spec(dataset: Any = None, transforms: Any = None) -> Dict[str, Any]:
+    """``{"mean", "std", "scale"}`` such that the model input is ``(x / scale - mean) / std`` of uint8 x.
+
+    Read from ``transforms`` (a transform config or callable) when given, else from the dataset's
+    ``transform`` (an instance), else from ``DEFAULT_VAL_TRANSFORMS`` of the dataset class; the first
+    ``Normalize`` (0-1 scale: ``scale`` 255) or ``NormalizePixels`` (0-255 scale: ``scale`` 1, FactSeg)
+    step counts. ImageNet's 0-1 values when none is found. ``tools/infer.py`` normalises with exactly
+    this float32 arithmetic, so a deployed model sees the same input as dygraph.
+    """
+    transform = transforms
+    if transform is not None and not callable(transform):
+        transform = build_transforms(transform)
+    if transform is None and dataset is not None and not isinstance(dataset, type):
+        transform = getattr(dataset, "transform", None)
+    if transform is None and dataset is not None:
+        cls = dataset if isinstance(dataset, type) else type(dataset)
+        factory = next((f for c, f in DEFAULT_VAL_TRANSFORMS.items() if issubclass(cls, c)), None)
+        transform = factory() if factory is not None else None
+    steps = transform.transforms if isinstance(transform, Compose) else [transform]
+    for step in steps:
+        if isinstance(step, (Normalize, NormalizePixels)):
+            # the steps hold float32: the shortest decimal that gives back the same float32 (123.675)
+            return {"mean": [float(str(np.float32(v))) for v in step.mean],
+                    "std": [float(str(np.float32(v))) for v in step.std],
+                    "scale": 255.0 if isinstance(step, Normalize) else 1.0}
+    return {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": 255.0}
+
+
 def normalization_of(dataset: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) of the dataset's ``Normalize`` step (ImageNet's when none is found).
+    """(mean, std) on the 0-1 pixel scale (``x / 255``) of the dataset's normalisation
+    (:func:`normalization_spec`; a 0-255 ``NormalizePixels`` is divided by 255).
 
     The evaluator pads with the value that is black after normalisation, ``-mean / std``, as the
-    official DANet ``pad_image``.
+    official DANet ``pad_image`` (scale-free).
     """
-    transform = getattr(dataset, "transform", None)
-    steps = transform.transforms if isinstance(transform, Compose) else []
-    for step in steps:
-        if isinstance(step, Normalize):
-            return tuple(float(v) for v in step.mean), tuple(float(v) for v in step.std)
-    return IMAGENET_MEAN, IMAGENET_STD
+    spec = normalization_spec(dataset)
+    divisor = 255.0 / spec["scale"]
+    return tuple(m / divisor for m in spec["mean"]), tuple(s / divisor for s in spec["std"])
 
 
 def build_model(cfg: Mapping[str, Any]) -> paddle.nn.Layer:
@@ -220,49 +266,83 @@ def unwrap_model(model: paddle.nn.Layer) -> paddle.nn.Layer:
 
 
 def _read_state(path: str) -> Dict[str, Any]:
+    """The file's state dict (``{"__torch__": ...}`` for a torch file); pickles are trusted only inside
+    ``common.safe_load.trusted_pickle`` (see load_weights)."""
+    from common.safe_load import UntrustedPickleError, pickle_trusted
+
+    from .checkpoint import WeightsError, read_paddle_file
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.endswith((".pth", ".pt", ".pth.tar", ".tar")):
         from alignment.convert import load_torch_checkpoint
 
-        return {"__torch__": load_torch_checkpoint(path)}
-    state = paddle.load(path)
+        return {"__torch__": load_torch_checkpoint(path, trust_pickle=pickle_trusted())}
+    try:
+        state = read_paddle_file(path)
+    except UntrustedPickleError:
+        raise
+    except Exception as exc:  # a damaged file fails in pickle or numpy with many exception types
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise WeightsError(f"{path}: can not parse the file as weights written by paddle.save (truncated, or "
+                           f"another format?): {type(exc).__name__}: {first}") from None
     if isinstance(state, dict) and "model" in state and "format" in state:  # a training checkpoint
         state = state["model"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
+        raise WeightsError(f"{path}: expected a state dict, found {type(state).__name__}")
     return state
 
 
-def load_weights(model: paddle.nn.Layer, path: str, prefix: str = "", strict: bool = True) -> Dict[str, Any]:
+def load_weights(model: paddle.nn.Layer, path: str, prefix: str = "", strict: bool = True,
+                 trust_pickle: bool | None = None) -> Dict[str, Any]:
     """Load Paddle weights (``.pdparams``, or a training ``.pdckpt``) or an official torch checkpoint
     (``.pth`` / ``.pth.tar``, converted by ``alignment.convert``) into ``model``.
 
     ``prefix`` is prepended to every checkpoint key (``pretrained.`` loads a bare ResNet into DANet's
     backbone). With ``strict`` every model key must be present; unexpected or mis-shaped keys always
-    raise. Returns ``{"loaded": n, "missing": [...]}``.
+    raise. A full checkpoint loads into an attention ablation (a DANet head whose PAM / CAM is an
+    identity, the DASNet-V2 "without PAM / CAM" configs): exactly the keys
+    ``common.dasnet.ablation_dropped_keys`` names are dropped and logged; any other misfit still
+    raises. Returns ``{"loaded": n, "missing": [...], "dropped": [...]}``.
+
+    Paddle files are unpickled without running code from them (``common.safe_load``): a file naming
+    any other global raises ``UntrustedPickleError`` unless ``trust_pickle=True`` (``None``: trusted
+    only inside ``common.safe_load.trusted_pickle()``, what the tools' ``--trust-pickle`` sets). A file
+    that cannot be read or does not fit raises ``WeightsError`` (a CheckpointError and a ValueError)
+    listing the missing, unexpected and mis-shaped keys separately.
     """
-    state = _read_state(path)
+    from common.safe_load import trusted_pickle
+
+    from .checkpoint import WeightsError
+
+    with trusted_pickle(trust_pickle):
+        state = _read_state(path)
     target = unwrap_model(model)
     if "__torch__" in state:
         from alignment.convert import convert_state_dict
 
         torch_state = {prefix + k: v for k, v in state["__torch__"].items()}
-        arrays = convert_state_dict(torch_state, target, strict=strict)
+        dropped = _ablation_dropped(target, torch_state, path)
+        arrays = convert_state_dict({k: v for k, v in torch_state.items() if k not in dropped}, target,
+                                    strict=strict)
     else:
         own = target.state_dict()
-        arrays, unexpected, mismatched = {}, [], []
+        arrays, unexpected, mismatched, misshaped = {}, [], [], set()
+        dropped = _ablation_dropped(target, {prefix + k: v for k, v in state.items()}, path)
         for key, value in state.items():
             name = prefix + key
+            if name in dropped:
+                continue
             if name not in own:
                 unexpected.append(key)
                 continue
             value = value.numpy() if hasattr(value, "numpy") else np.asarray(value)
             if list(value.shape) != list(own[name].shape):
                 mismatched.append(f"{key}: file {list(value.shape)} vs model {list(own[name].shape)}")
+                misshaped.add(name)
                 continue
             arrays[name] = value
-        missing = [k for k in own if k not in arrays]
+        missing = [k for k in own if k not in arrays and k not in misshaped]  # each misfit listed once
         if unexpected or mismatched or (strict and missing):
             parts = [f"{path} does not fit the model:"]
             for title, keys in (("missing", missing if strict else []), ("unexpected", unexpected),
@@ -270,6 +350,29 @@ def load_weights(model: paddle.nn.Layer, path: str, prefix: str = "", strict: bo
                 if keys:
                     parts.append(f"  {title} ({len(keys)}): {', '.join(keys[:10])}"
                                  + (" ..." if len(keys) > 10 else ""))
-            raise ValueError("\n".join(parts))
+            raise WeightsError("\n".join(parts))
     target.set_state_dict(arrays)
-    return {"loaded": len(arrays), "missing": [k for k in target.state_dict() if k not in arrays]}
+    return {"loaded": len(arrays), "missing": [k for k in target.state_dict() if k not in arrays],
+            "dropped": sorted(dropped)}
+
+
+def _ablation_dropped(model: paddle.nn.Layer, state: Mapping[str, Any], path: str) -> set[str]:
+    """Checkpoint keys that the model's attention ablation removed (``common.dasnet.ablation_dropped_keys``
+    for every DANet head whose PAM / CAM is an identity), logged when any are found."""
+    import logging
+
+    from common.dasnet import ablation_dropped_keys
+    from paddle_models.danet import DANetHead
+
+    dropped: List[str] = []
+    for name, layer in model.named_sublayers():
+        if isinstance(layer, DANetHead):
+            use_pam = not isinstance(layer.sa, paddle.nn.Identity)
+            use_cam = not isinstance(layer.sc, paddle.nn.Identity)
+            if not (use_pam and use_cam):
+                dropped += ablation_dropped_keys(state, use_pam, use_cam, head_prefix=name + ".")
+    if dropped:
+        logging.getLogger("paddle_rs.weights").warning(
+            f"{path}: dropped {len(dropped)} key(s) of the attention modules this ablated model does not "
+            f"have: {', '.join(sorted(dropped))}")
+    return set(dropped)

@@ -31,12 +31,15 @@ import numpy as np
 import paddle
 
 from common.fileio import atomic_save, atomic_write_text
+from common.safe_load import UntrustedPickleError, load_pickle
 
 from .builder import unwrap_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointError",
+    "WeightsError",
+    "read_paddle_file",
     "capture_rng_state",
     "restore_rng_state",
     "optimizer_state",
@@ -55,6 +58,35 @@ _COUNTER = re.compile(r"_\d+(?=_|$)")
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be read or does not fit the run it is loaded into."""
+
+
+class WeightsError(CheckpointError, ValueError):
+    """A weights file cannot be read or does not fit the model (``builder.load_weights``); also a
+    ValueError, what load_weights raised before."""
+
+
+def read_paddle_file(path: str, trust_pickle: bool | None = None) -> Any:
+    """``paddle.load(path)`` for files written by ``paddle.save`` (``.pdparams``, ``.pdopt``, ``.pdckpt``)
+    without running code from the file: unpickled by ``common.safe_load.load_pickle`` (refuses globals
+    weight files never need unless ``trust_pickle``), then converted as ``paddle.load`` converts (Paddle
+    3.3.1 ``paddle/framework/io.py``: arrays of a state dict and ``(name, ndarray)`` tuples become
+    Tensors; the big-parameter slices of protocol-2/3 files are joined). tests/test_safe_load.py checks
+    the result equals ``paddle.load`` on real files."""
+    from paddle.framework.io import _ndarray_to_tensor, _pack_loaded_dict, _parse_load_result
+
+    obj = load_pickle(path, trust_pickle)
+    if not isinstance(obj, dict):
+        return _parse_load_result(obj, False)
+    obj = _pack_loaded_dict(obj)
+    names = obj.pop("StructuredToParameterName@@", None)
+    if names is None:  # not a Layer/optimizer state dict: our checkpoints, any other dict
+        return _parse_load_result(obj, False)
+    for key, name in names.items():
+        if isinstance(obj.get(key), np.ndarray):
+            obj[key] = _ndarray_to_tensor(obj[key], False)
+            if getattr(obj[key], "name", ""):
+                obj[key].name = name
+    return obj
 
 
 # ------------------------------------------------------------------------------------------ RNG
@@ -183,14 +215,18 @@ def save_checkpoint(path: str, model: paddle.nn.Layer, optimizer: paddle.optimiz
     return str(atomic_save(path, lambda tmp: paddle.save(obj, tmp)))
 
 
-def load_checkpoint(path: str) -> Dict[str, Any]:
-    """Read a checkpoint file; errors say what is wrong with it."""
+def load_checkpoint(path: str, trust_pickle: bool | None = None) -> Dict[str, Any]:
+    """Read a checkpoint file; errors say what is wrong with it. Globals a checkpoint never needs are
+    refused (``UntrustedPickleError``) unless ``trust_pickle`` (``None``: ``common.safe_load.trusted_pickle``
+    decides, off by default)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if os.path.getsize(path) == 0:
         raise CheckpointError(f"checkpoint is empty (0 bytes): {path}")
     try:
-        obj = paddle.load(path)
+        obj = read_paddle_file(path, trust_pickle)
+    except UntrustedPickleError:
+        raise
     except Exception as exc:  # paddle raises a variety of types for corrupt files
         raise CheckpointError(f"cannot read checkpoint {path} (truncated or not a checkpoint?): "
                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
@@ -227,8 +263,16 @@ def restore_training_state(ckpt: Mapping[str, Any], model: paddle.nn.Layer,
     own = target.state_dict()
     missing = [k for k in own if k not in ckpt["model"]]
     unexpected = [k for k in ckpt["model"] if k not in own]
-    if missing or unexpected:
-        raise CheckpointError(f"checkpoint model does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    # set_state_dict only WARNS on a shape mismatch and keeps the model's own tensor: check first.
+    mismatched = [f"{k}: checkpoint {list(ckpt['model'][k].shape)} vs model {list(own[k].shape)}"
+                  for k in own if k in ckpt["model"] and list(ckpt["model"][k].shape) != list(own[k].shape)]
+    if missing or unexpected or mismatched:
+        saved_model = ((ckpt.get("config") or {}).get("model") or {})
+        origin = f" (it was written for model {saved_model})" if saved_model else ""
+        parts = [f"{title} ({len(keys)}): {keys[:5]}" for title, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)) if keys]
+        raise CheckpointError(f"checkpoint model does not fit this model{origin}: " + "; ".join(parts)
+                              + " — another model, backbone or num_classes?")
     target.set_state_dict(ckpt["model"])
     load_optimizer_state(optimizer, model, ckpt["optimizer"])
     if ckpt.get("scheduler") is not None and hasattr(scheduler, "set_state_dict"):
@@ -262,6 +306,16 @@ class CheckpointManager:
 
     def path_for(self, iteration: int) -> str:
         return os.path.join(self.folder, f"iter_{iteration:08d}.pdckpt")
+
+    def remove_stale_temporaries(self) -> List[str]:
+        """Delete ``.iter_*.tmp-*.pdckpt`` / ``.latest.tmp-*.txt`` files: checkpoints (pointers) whose writer
+        was killed before the rename (never valid: ``atomic_save`` renames only complete files). Returns
+        their paths."""
+        stale = [os.path.join(self.folder, n) for n in sorted(os.listdir(self.folder))
+                 if re.fullmatch(r"\.iter_\d{8}\.tmp-[0-9a-f]+\.pdckpt|\.latest\.tmp-[0-9a-f]+\.txt", n)]
+        for path in stale:
+            os.remove(path)
+        return stale
 
     def existing(self) -> List[str]:
         names = sorted(n for n in os.listdir(self.folder) if re.fullmatch(r"iter_\d{8}\.pdckpt", n))

@@ -12,19 +12,24 @@ Segmentation (``SegProtocol`` + ``predict_scores``), following the official DANe
    any side shorter than the crop, run every ``danet_windows`` window padded to the crop, crop each
    output back to its window, and average overlapping windows by their count;
    ``window_rule="factseg"``: FactSeg's windows (``factseg_windows``) on the unpadded image, each
-   padded to ``pad_multiple`` (or to the crop), summed and averaged by count;
+   ZERO-padded (after normalisation, as the official ``th_divisible_pad``) to ``pad_multiple`` (or to
+   the crop), summed and averaged by count. Dataset-level evaluation with this rule does not come
+   here: ``SegmentationTask.build_evaluator`` returns the streamed ``factseg_eval.FactSegEvaluator``
+   (same windows, padding and merge; full-size images need no full-size canvas); this path serves
+   ``tools/predict.py`` and flip / multi-scale experiments;
 3. the window score: ``SEG_SCORES[score]``. DANet's "exp": ``exp(logit(x) + flip(logit(flip(x))))``
    with flip, ``exp(logit(x))`` without (official ``module_inference``); "softmax" and "logits" are
-   offered for other models, and a model-specific score (FactSeg's fused probability) is one
-   ``SEG_SCORES`` entry;
+   offered for other models; "fused" is FactSeg's fused class probability (the eval-mode output, or
+   fused from ``(fg, bi)`` logits);
 4. scores are resized back to the original size (align_corners=True) and SUMMED over scales;
    the prediction is the argmax.
 
 The official code asserts batch size 1; here any batch of equally sized images works.
 
 Change detection (``ChangeDetectionEvaluator``): a per-pixel change score from the model outputs
-(``CD_SCORES``: "softmax" = probability of class 1 of 2-class logits, LSNet; "l2_distance" = L2
-distance of a pair of embeddings resized to the label size, DASNet), a dataset-level
+(``CD_SCORES``: "softmax" = probability of class 1 of 2-class logits, LSNet; "l2_distance" =
+``paddle_models.dasnet.change_distance``, the official ``||e0 - e1 + 1e-6||_2`` of a pair of
+embeddings, resized to the label size (bilinear, align_corners=True), DASNet), a dataset-level
 ``common.metrics.ThresholdSweep`` (max-F, best threshold, P/R arrays, PR-AUC), P/R/F1/OA/IoU at a
 fixed threshold, at the best threshold of the sweep, or at the argmax of the logits; the P-R curve as
 PNG and every array in ``metric.json``.
@@ -63,8 +68,10 @@ from common.windows import (
     danet_stride,
 )
 
+from ..dasnet import change_distance
 from ..layers import resize
 from .builder import unwrap_model
+from .factseg_eval import fused_scores
 
 __all__ = [
     "SegScore",
@@ -98,6 +105,8 @@ class SegScore:
     pre: Callable[[Tuple[Any, ...], int], paddle.Tensor]
     post: Callable[[paddle.Tensor], paddle.Tensor]
     doc: str = ""
+    # True when ``pre`` gives class probabilities computed by the model itself (no logits to export).
+    probabilities: bool = False
 
 
 def _logits(outputs: Tuple[Any, ...], index: int) -> paddle.Tensor:
@@ -113,6 +122,8 @@ SEG_SCORES: Dict[str, SegScore] = {
     "logits": SegScore(_logits, _identity, "logits [+ flipped logits]"),
     "softmax": SegScore(lambda o, i: F.softmax(o[i], axis=1), _identity,
                         "softmax [+ flipped softmax]"),
+    "fused": SegScore(lambda o, i: fused_scores(o), _identity,
+                      "FactSeg fused class probability [+ flipped]; output_index is not used", probabilities=True),
 }
 
 
@@ -220,6 +231,8 @@ def slide_scores(model: paddle.nn.Layer, image: paddle.Tensor, protocol: SegProt
         ph, pw = h, w
         source = image
         windows = WINDOW_RULES[protocol.window_rule](h, w, (crop_h, crop_w), stride)
+    # FactSeg pads each window with zeros AFTER normalisation; DANet with the normalised black.
+    window_pad = protocol.pad_value if protocol.window_rule == "danet" else (0.0,) * int(image.shape[1])
     total = None
     count = paddle.zeros([1, 1, ph, pw], dtype=image.dtype)
     for y0, y1, x0, x1 in windows:
@@ -229,7 +242,7 @@ def slide_scores(model: paddle.nn.Layer, image: paddle.Tensor, protocol: SegProt
             target_w = int(math.ceil(ww / protocol.pad_multiple)) * protocol.pad_multiple
         else:
             target_h, target_w = max(wh, crop_h), max(ww, crop_w)
-        piece = pad_to(source[:, :, y0:y1, x0:x1], target_h, target_w, protocol.pad_value)
+        piece = pad_to(source[:, :, y0:y1, x0:x1], target_h, target_w, window_pad)
         out = window_scores(model, piece, protocol)[:, :, :wh, :ww]
         if total is None:
             total = paddle.zeros([out.shape[0], out.shape[1], ph, pw], dtype=out.dtype)
@@ -400,19 +413,21 @@ def _softmax_change(outputs: Tuple[Any, ...], index: int, size: Tuple[int, int])
 
 
 def _l2_distance(outputs: Tuple[Any, ...], index: int, size: Tuple[int, int]):
+    # The model's own definition (torch F.pairwise_distance, eps 1e-6, as the official validation);
+    # resized here because under export the size is symbolic.
     pair = outputs[index]
     if not isinstance(pair, (list, tuple)) or len(pair) != 2:
         raise ValueError("cd_score 'l2_distance' expects the selected output to be a pair [t0, t1] of "
                          f"embeddings, got {type(pair).__name__}")
-    distance = paddle.sqrt(((pair[0] - pair[1]) ** 2).sum(axis=1, keepdim=True))  # b, 1, h, w
-    return _resize_to(distance, size)[:, 0], None
+    distance = change_distance(outputs, None, index)  # b, h, w
+    return _resize_to(distance.unsqueeze(1), size)[:, 0], None
 
 
 CD_SCORES: Dict[str, CDScore] = {
     "softmax": CDScore(_softmax_change, lambda: np.linspace(0.0, 1.0, 101),
                        "probability of class 1 of 2-class logits (LSNet); argmax decision available"),
     "l2_distance": CDScore(_l2_distance, dasnet_v2_thresholds,
-                           "L2 distance of a [t0, t1] embedding pair, resized to the label (DASNet)"),
+                           "DASNet change_distance of a [t0, t1] embedding pair (eps 1e-6), resized to the label"),
 }
 
 

@@ -5,6 +5,15 @@ labels of the evaluated output, through the task's ``export_head``) and saves it
 and spatial dims by default. Paddle 3.x writes ``inference.json`` (PIR program) and
 ``inference.pdiparams``; ``deploy.yml`` beside them records what a deployment needs (task, inputs,
 output kind, normalisation, class names, palette), so ``tools/infer.py`` needs only the folder.
+Change detection on a CDD-style dataset records ``preprocess`` instead of ``normalize`` (DASNet: RGB
+-> BGR minus a different mean for t0 and t1, no std; LSNet: raw pixels; ``tasks.apply_cd_preprocess``)
+and ``change`` (score, decision, threshold of the config's eval section).
+``size_divisor`` is what the model needs of the input height and width (FactSeg: 32, None for a model
+that takes any size; :func:`required_size_divisor`): ``tools/infer.py`` zero-pads the normalised input at
+the bottom/right to it and crops the output back. ``window`` (segmentation with ``eval.mode: slide`` and
+``eval.window_rule: factseg``) is the evaluation's sliding-window protocol (window, stride, divisor,
+0-255 mean / std, classes); ``tools/infer.py`` runs it through ``factseg_eval.FactSegSlidingWindow``
+(streamed, as tools/eval.py), so deployed labels equal the evaluated ones and 13,000 px images fit.
 
 DANet's forward reads ``x.shape`` (``b, c, h, w = x.shape`` in PAM/CAM, ``x.shape[2:]`` for the final
 resize). Under Paddle 3.3's dy2static with PIR this traces with dynamic dims (-1) correctly: the model
@@ -39,7 +48,7 @@ from .evaluator import as_outputs
 from .tasks import Task
 
 __all__ = ["InferenceModel", "inference_model", "export_model", "create_predictor", "run_predictor", "check_export",
-           "load_deploy_info"]
+           "load_deploy_info", "required_size_divisor"]
 
 log = logging.getLogger("paddle_rs.export")
 MODEL_FILE = "inference.json"
@@ -92,7 +101,7 @@ def export_model(model: paddle.nn.Layer, task: Task, out_dir: str,
     prefix = os.path.join(out_dir, "inference")
     specs = _input_specs(task, input_shape)
     paddle.jit.save(wrapper, prefix, input_spec=specs)
-    info = deploy_info(task, specs, output, cfg, dataset)
+    info = deploy_info(task, specs, output, cfg, dataset, size_divisor=required_size_divisor(model))
     import yaml
 
     atomic_write_text(os.path.join(out_dir, "deploy.yml"), yaml.safe_dump(info, sort_keys=False))
@@ -102,23 +111,67 @@ def export_model(model: paddle.nn.Layer, task: Task, out_dir: str,
     return {"model_file": model_file, "params_file": prefix + ".pdiparams", "deploy": info, "dir": out_dir}
 
 
-def deploy_info(task: Task, specs: Sequence[paddle.static.InputSpec], output: str,
-                cfg: Mapping[str, Any] | None, dataset: Any) -> Dict[str, Any]:
-    from .builder import normalization_of
+def required_size_divisor(model: paddle.nn.Layer) -> int | None:
+    """What the model needs the input height and width to be multiples of: its ``size_divisor`` class
+    attribute (FactSeg 32, LSNet 8), None for a model that takes any size."""
+    declared = getattr(unwrap_model(model), "size_divisor", None)
+    return int(declared) if declared else None
 
-    mean, std = normalization_of(dataset) if dataset is not None else ((0.485, 0.456, 0.406),
-                                                                       (0.229, 0.224, 0.225))
+
+def _window_info(task: Task, normalize: Mapping[str, Any] | None, dataset: Any) -> Dict[str, Any] | None:
+    """The FactSeg sliding-window protocol of the config's eval section (what ``task.build_evaluator``
+    uses), or None when evaluation is not ``slide`` + ``window_rule: factseg``."""
+    if task.name != "segmentation" or normalize is None:
+        return None
+    eval_cfg = task.cfg["eval"]
+    if eval_cfg.get("mode") != "slide" or eval_cfg.get("window_rule") != "factseg":
+        return None
+    protocol = task.build_evaluator(dataset).protocol
+    scale = float(normalize["scale"])
+
+    def pair(value: Any) -> List[int]:
+        return [int(v) for v in (value if isinstance(value, (list, tuple)) else (value, value))]
+
+    # uint8 windows are normalised on the 0-255 scale, as the evaluator does for a raw val dataset
+    return {"rule": "factseg", "window": pair(protocol.window), "stride": pair(protocol.stride),
+            "size_divisor": int(protocol.size_divisor), "mean": [m * scale for m in normalize["mean"]],
+            "std": [s * scale for s in normalize["std"]], "num_classes": int(protocol.num_classes)}
+
+
+def deploy_info(task: Task, specs: Sequence[paddle.static.InputSpec], output: str,
+                cfg: Mapping[str, Any] | None, dataset: Any, size_divisor: int | None = None) -> Dict[str, Any]:
+    from .builder import normalization_spec
+
+    # (x / scale - mean) / std of the val pipeline: the config's val transforms for a dataset class,
+    # the instance's own transform, or the class default (FactSeg: NormalizePixels, 0-255 scale).
+    val_section = ((cfg or {}).get("dataset") or {}).get("val") or {}
+    configured = val_section.get("transforms") if isinstance(dataset, type) and task.name == "segmentation" else None
     palette = getattr(dataset, "PALETTE", None)
     class_names = None
     if task.name == "segmentation":
         names = task.cfg["task"].get("class_names") or getattr(dataset, "CLASS_NAMES", None)
         class_names = list(names) if names is not None else None
+    normalize = normalization_spec(dataset, configured)
+    extra: Dict[str, Any] = {}
+    if task.name == "change_detection":
+        # CDD models are not ImageNet-normalised: DASNet subtracts a different BGR mean per time,
+        # LSNet takes raw pixels. tools/infer.py applies "preprocess" when present.
+        preprocess = task.preprocess_spec(dataset)
+        if preprocess is not None:
+            normalize = None
+            extra["preprocess"] = preprocess
+        e = task.cfg["eval"]
+        extra["change"] = {"score": e.get("cd_score"), "decision": e.get("decision"),
+                           "threshold": e.get("threshold")}
     return {
         "task": task.name,
         "inputs": [{"name": s.name, "shape": [None if d in (-1, None) else int(d) for d in s.shape],
                     "dtype": "float32"} for s in specs],
         "output": output,
-        "normalize": {"mean": [float(m) for m in mean], "std": [float(s) for s in std], "scale": 255.0},
+        "normalize": normalize,
+        "size_divisor": size_divisor,
+        "window": _window_info(task, normalize, dataset),
+        **extra,
         "class_names": class_names,
         "palette": [list(map(int, c)) for c in palette] if palette is not None else None,
         "model": public(cfg)["model"] if cfg is not None else None,
@@ -195,6 +248,8 @@ def run_predictor(predictor: Any, inputs: Sequence[np.ndarray]) -> np.ndarray:
 
 def _probe_inputs(info: Mapping[str, Any] | None, num_inputs: int, size: int = 64) -> List[np.ndarray]:
     shapes = [i["shape"] for i in info["inputs"]] if info else [[None, 3, None, None]] * num_inputs
+    divisor = int((info or {}).get("size_divisor") or 1)
+    size = -(-size // divisor) * divisor  # a size the model accepts
     rng = np.random.default_rng(0)
     return [rng.standard_normal([1 if i == 0 and d is None else (size if d is None else d)
                                  for i, d in enumerate(s)]).astype(np.float32) for s in shapes]

@@ -31,8 +31,10 @@ import paddle.nn.functional as F
 from common.registry import Registry
 
 from ..losses.cross_entropy import MultiOutputCrossEntropy, masked_cross_entropy
+from ..losses.lsnet_hybrid import LSNetHybridLoss
 from .evaluator import (
     CD_SCORES,
+    SEG_SCORES,
     ChangeDetectionEvaluator,
     SegmentationEvaluator,
     SegProtocol,
@@ -40,7 +42,8 @@ from .evaluator import (
     predict_scores,
 )
 
-__all__ = ["TASKS", "Task", "SegmentationTask", "ChangeDetectionTask", "register_loss_terms", "build_task"]
+__all__ = ["TASKS", "Task", "SegmentationTask", "ChangeDetectionTask", "register_loss_terms", "apply_cd_preprocess",
+           "build_task"]
 
 TASKS = Registry("task")
 
@@ -66,6 +69,13 @@ def _multi_output_ce_terms(loss: MultiOutputCrossEntropy, outputs: Sequence[Any]
         raise ValueError(f"expected {len(loss.weights)} outputs (one per weight), got {len(outputs)}")
     labels = labels.astype("int64")
     return [masked_cross_entropy(o, labels, loss.ignore_index) for o in outputs], loss.weights
+
+
+@register_loss_terms(LSNetHybridLoss)
+def _lsnet_hybrid_terms(loss: LSNetHybridLoss, outputs: Sequence[Any], labels: paddle.Tensor):
+    # (cross-entropy, Dice) on the final logits, as LSNetHybridLoss.forward sums them (weights 1);
+    # name them with task.output_names, e.g. [ce, dice].
+    return list(loss.terms(outputs, labels)), (1.0, 1.0)
 
 
 class Task:
@@ -142,17 +152,56 @@ class SegmentationTask(Task):
         names = self.cfg["task"].get("class_names") or getattr(dataset, "CLASS_NAMES", None)
         return list(names) if names is not None and len(names) == self.num_classes(dataset) else None
 
-    def build_evaluator(self, dataset: Any = None, eval_cfg: Mapping[str, Any] | None = None) -> SegmentationEvaluator:
+    def build_evaluator(self, dataset: Any = None, eval_cfg: Mapping[str, Any] | None = None) -> Any:
+        """``SegmentationEvaluator``; with ``eval.mode: slide`` and ``eval.window_rule: factseg`` the
+        streamed official FactSeg evaluator (``factseg_eval.FactSegEvaluator``, same interface)."""
         eval_cfg = eval_cfg if eval_cfg is not None else self.cfg["eval"]
         ignore = eval_cfg.get("ignore_index", getattr(dataset, "IGNORE_INDEX", 255))
-        return SegmentationEvaluator(self.protocol(dataset, eval_cfg), self.num_classes(dataset), ignore,
+        protocol = self.protocol(dataset, eval_cfg)
+        if protocol.mode == "slide" and protocol.window_rule == "factseg":
+            return self._factseg_evaluator(protocol, dataset, eval_cfg, ignore)
+        return SegmentationEvaluator(protocol, self.num_classes(dataset), ignore,
                                      self.class_names(dataset), eval_cfg.get("fg_start"))
+
+    def _factseg_evaluator(self, protocol: SegProtocol, dataset: Any, eval_cfg: Mapping[str, Any],
+                           ignore: int | None) -> Any:
+        from common.factseg import SIZE_DIVISOR
+
+        from .builder import normalization_spec
+        from .factseg_eval import FactSegEvaluator, FactSegSlidingWindow
+
+        unsupported = [what for what, bad in (("eval.flip", protocol.flip), ("eval.scales", protocol.scales != (1.0,)),
+                                              ("eval.base_size", protocol.base_size is not None)) if bad]
+        if unsupported:  # the config check (builder._eval_problems) reports these with their source
+            raise ValueError(f"eval.window_rule 'factseg' evaluates with FactSeg's official protocol (one scale, "
+                             f"no flip, streamed); not supported: {', '.join(unsupported)}")
+        spec = normalization_spec(dataset)
+        score = SEG_SCORES[protocol.score]
+
+        def score_fn(out: Any) -> paddle.Tensor:
+            return score.post(score.pre(as_outputs(out), protocol.output_index))
+
+        window = FactSegSlidingWindow(
+            window=protocol.crop_size, stride=protocol.effective_stride(),
+            size_divisor=protocol.pad_multiple or SIZE_DIVISOR,
+            # raw uint8 images are normalised per window on the 0-255 scale
+            mean=tuple(m * spec["scale"] for m in spec["mean"]), std=tuple(s * spec["scale"] for s in spec["std"]),
+            num_classes=self.num_classes(dataset), score_fn=score_fn)
+        return FactSegEvaluator(window, ignore, self.class_names(dataset), eval_cfg.get("fg_start"))
 
     def predict(self, model: paddle.nn.Layer, inputs: Sequence[paddle.Tensor], protocol: SegProtocol) -> np.ndarray:
         return predict_scores(model, inputs[0], protocol).argmax(axis=1).numpy()
 
     def export_head(self, outputs: Tuple[Any, ...], inputs: Sequence[paddle.Tensor], output: str) -> paddle.Tensor:
-        logits = outputs[int(self.cfg["eval"].get("output_index", 0))]
+        index = int(self.cfg["eval"].get("output_index", 0))
+        score_name = self.cfg["eval"].get("score", "exp")
+        if score_name in SEG_SCORES and SEG_SCORES[score_name].probabilities:  # FactSeg: fused probabilities
+            probability = SEG_SCORES[score_name].pre(outputs, index)
+            if output == "logits":
+                raise ValueError(f"export.output 'logits': eval.score '{score_name}' gives class probabilities "
+                                 "computed by the model, there are no logits to export; use probability or label")
+            return probability if output == "probability" else probability.argmax(axis=1)
+        logits = outputs[index]
         if output == "probability":
             return F.softmax(logits, axis=1)
         if output == "label":
@@ -167,6 +216,38 @@ class ChangeDetectionTask(Task):
     name = "change_detection"
     num_inputs = 2
     best_metric = "max_f"
+
+    def preprocess_spec(self, dataset: Any = None) -> Dict[str, Any] | None:
+        """How uint8 RGB t0 / t1 images become model inputs, read from the config's dataset section
+        (val, else train) with ``CDDDataset``'s defaults; written to deploy.yml and applied by
+        :func:`apply_cd_preprocess`. None for a dataset class that is not a ``CDDDataset``.
+
+        "dasnet": RGB -> BGR, minus the per-time BGR mean (t0 and t1 differ), no std, no scaling;
+        "lsnet": raw 0-255 RGB. ``dataset``: the class or an instance (default: the configured type).
+        """
+        import inspect
+
+        from data.cd_transforms import resolve_means
+        from data.cdd import CDDDataset
+
+        from .builder import DATASETS
+
+        section = self.cfg["dataset"].get("val") or self.cfg["dataset"].get("train") or {}
+        cls = dataset if isinstance(dataset, type) or dataset is None else type(dataset)
+        if cls is None and section.get("type") in DATASETS.names():
+            cls = DATASETS.get(section["type"])
+        if cls is None or not issubclass(cls, CDDDataset):
+            return None
+        defaults = inspect.signature(CDDDataset).parameters
+        kind = section.get("preprocessing", defaults["preprocessing"].default)
+        if kind == "dasnet":
+            means = resolve_means(section.get("means", defaults["means"].default))
+            return {"type": "dasnet", "channel_order": "BGR", "mean": [[float(v) for v in m] for m in means],
+                    "std": None, "scale": 1.0,
+                    "formula": "x_i = float64(image_i[:, :, ::-1]) - mean[i] (BGR, input i = t0, t1); "
+                               "HWC -> CHW; float32"}
+        return {"type": kind, "channel_order": "RGB", "mean": None, "std": None, "scale": 1.0,
+                "formula": "x_i = float32(image_i) (raw 0-255 RGB); HWC -> CHW"}
 
     def build_evaluator(self, dataset: Any = None,
                         eval_cfg: Mapping[str, Any] | None = None) -> ChangeDetectionEvaluator:
@@ -200,6 +281,19 @@ class ChangeDetectionTask(Task):
         if output == "logits" and logits is not None:
             return logits
         return score
+
+
+def apply_cd_preprocess(spec: Mapping[str, Any], t0: np.ndarray, t1: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Apply a :meth:`ChangeDetectionTask.preprocess_spec` to two uint8 RGB images -> two float32
+    3 x H x W arrays, with the dataset's own functions (``data.cd_transforms.PREPROCESSING``), so that
+    deployment feeds the model bit for bit what evaluation feeds it."""
+    from data.cd_transforms import PREPROCESSING
+
+    if spec.get("type") not in PREPROCESSING:
+        raise ValueError(f"preprocess type must be one of {sorted(PREPROCESSING)}, got {spec.get('type')!r}")
+    means = spec.get("mean") or (None, None)
+    fn = PREPROCESSING[spec["type"]]
+    return fn(t0, means[0]), fn(t1, means[1])
 
 
 def build_task(cfg: Mapping[str, Any]) -> Task:

@@ -16,8 +16,8 @@
    ``log_interval`` iterations a log line (epoch, iter, every loss term, lr, batch cost, reader cost,
    ips, ETA) and VisualDL scalars; every ``eval_interval`` an evaluation (best model saved as
    ``best_model_epoch<E>_iter<I>.pdparams``); every ``save_interval`` an atomic checkpoint; a NaN/Inf
-   loss stops the run BEFORE the weights are touched, naming the iteration, the loss terms and the
-   last good checkpoint (which is kept);
+   loss, input or gradient (``train.nan_check``) stops the run BEFORE the weights are touched, naming the
+   iteration, the loss terms and the last good checkpoint (which is kept);
 5. at the end: final checkpoint, evaluation, ``loss_curve.png``, ``train_summary.json`` and one
    summary line.
 
@@ -44,10 +44,12 @@ import numpy as np
 import paddle
 
 from common.config import dump_config, public
-from common.fileio import atomic_save, atomic_write_json, atomic_write_text
+from common.fileio import atomic_save, atomic_write_json, atomic_write_text, pause_point
+from common.safe_load import trusted_pickle
 
 from .builder import build_dataset, build_loss, build_model, unwrap_model
 from .checkpoint import (
+    CheckpointError,
     CheckpointManager,
     capture_rng_state,
     load_checkpoint,
@@ -64,6 +66,14 @@ __all__ = ["Trainer", "TrainingDivergedError", "ResumableBatchSampler", "epoch_i
 
 class TrainingDivergedError(RuntimeError):
     """A loss term became NaN or Inf; the message says when and where the last good checkpoint is."""
+
+
+_BAD_INPUTS = "__non_finite_inputs__"
+
+
+def _count_non_finite(x: paddle.Tensor) -> int:
+    """NaN/Inf values in a float tensor (0 for integer tensors)."""
+    return int((~paddle.isfinite(x)).sum()) if paddle.is_floating_point(x) else 0
 
 
 # ------------------------------------------------------------------------------------ sampling
@@ -229,11 +239,17 @@ class Trainer:
         amp: "O0" / "O1" / "O2" overriding ``train.amp.level``.
         device: "cpu" / "gpu" (default: gpu when available).
         progress: tqdm progress bars (auto-disabled when stdout is not a terminal).
+        trust_pickle: read the ``resume`` checkpoint and ``model.pretrained`` with plain pickle
+            (``common.safe_load``; only for files from a trusted source). False defers to an enclosing
+            ``with common.safe_load.trusted_pickle():`` (restricted unpickler outside one).
     """
 
     def __init__(self, cfg: Mapping[str, Any], work_dir: str | None = None, resume: str | None = None,
-                 amp: str | None = None, device: str | None = None, progress: bool = True) -> None:
+                 amp: str | None = None, device: str | None = None, progress: bool = True,
+                 trust_pickle: bool = False) -> None:
         self.cfg = cfg
+        # None, not False: an explicit False would override an enclosing trusted_pickle() block
+        self.trust_pickle: bool | None = True if trust_pickle else None
         self.train_cfg = cfg["train"]
         name = os.path.splitext(os.path.basename(cfg.get("_config_path", "run")))[0]
         self.work_dir = work_dir or cfg.get("work_dir") or os.path.join("output", name)
@@ -243,29 +259,49 @@ class Trainer:
         if self.world > 1:
             paddle.distributed.init_parallel_env()
         self.rank = paddle.distributed.get_rank()
+        created = not os.path.exists(self.work_dir)
         os.makedirs(self.work_dir, exist_ok=True)
         self.log = _make_logger(self.work_dir, self.rank)
-        self.task = build_task(cfg)
-        self._setup_data()
-        self._check_schedule_length()
-        self._setup_seeds_and_model()
-        self._setup_optimization(amp)
-        self.ckpt = CheckpointManager(os.path.join(self.work_dir, "checkpoints"),
-                                      self.train_cfg["keep_checkpoints"])
-        self.iteration = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.best: Dict[str, Any] = {"metric": self.best_metric, "value": None, "epoch": None,
-                                     "iteration": None, "path": None}
-        self.history: List[Dict[str, Any]] = []
-        self.last_eval_iter: int | None = None
-        if resume:
-            self._resume(resume)
+        try:
+            self.task = build_task(cfg)
+            self._setup_data()
+            self._check_schedule_length()
+            self._setup_seeds_and_model()
+            self._setup_optimization(amp)
+            self.ckpt = CheckpointManager(os.path.join(self.work_dir, "checkpoints"),
+                                          self.train_cfg["keep_checkpoints"])
+            if self.rank == 0:
+                for path in self.ckpt.remove_stale_temporaries():
+                    self.log.warning(f"removed {path}: a checkpoint whose writing was interrupted (never "
+                                     "renamed into place, so never a valid checkpoint)")
+            self.iteration = 0
+            self.epoch = 0
+            self.batch_in_epoch = 0
+            self.best: Dict[str, Any] = {"metric": self.best_metric, "value": None, "epoch": None,
+                                         "iteration": None, "path": None}
+            self.history: List[Dict[str, Any]] = []
+            self.last_eval_iter: int | None = None
+            if resume:
+                self._resume(resume)
+        except BaseException:
+            self._remove_new_work_dir(created)
+            raise
         self.vdl = self._visualdl()
         if self.rank == 0:
             atomic_write_text(os.path.join(self.work_dir, "config.yml"), dump_config(cfg))
 
     # ---- setup
+    def _remove_new_work_dir(self, created: bool) -> None:
+        """A run that fails before training (bad config / data) leaves no output: the work dir this
+        constructor created holds only the log, which is closed and removed with it."""
+        for handler in list(self.log.handlers):
+            self.log.removeHandler(handler)
+            handler.close()
+        if created and self.rank == 0:
+            import shutil
+
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
     def _setup_seeds_and_model(self) -> None:
         import random
 
@@ -273,7 +309,8 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed)
         paddle.seed(seed)
-        model = build_model(self.cfg)  # identical on every rank
+        with trusted_pickle(self.trust_pickle):  # model.pretrained
+            model = build_model(self.cfg)  # identical on every rank
         if self.world > 1 and self.device == "gpu" and self.train_cfg["sync_bn"]:
             model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
@@ -285,8 +322,10 @@ class Trainer:
 
     def _setup_data(self) -> None:
         tc = self.train_cfg
+        from common.config import ConfigError, source_of
+
         if self.cfg["dataset"].get("train") is None:
-            raise ValueError(f"{self.cfg.get('_config_path')}: dataset.train is not configured")
+            raise ConfigError(f"{self.cfg.get('_config_path')}: dataset.train is not configured")
         self.train_dataset = build_dataset(self.cfg, "train", seed=int(tc["seed"]))
         self.val_dataset = build_dataset(self.cfg, "val") if self.cfg["dataset"].get("val") else None
         self.sampler = ResumableBatchSampler(self.train_dataset, tc["batch_size"], num_replicas=self.world,
@@ -294,8 +333,9 @@ class Trainer:
                                              seed=int(tc["seed"]))
         self.iters_per_epoch = len(self.sampler)
         if self.iters_per_epoch == 0:
-            raise ValueError(f"the training set has {len(self.train_dataset)} samples, fewer than one batch "
-                             f"of {tc['batch_size']} x {self.world} process(es) with drop_last")
+            raise ConfigError(f"{source_of(self.cfg, 'train.batch_size')}: train.batch_size: the training set "
+                              f"has {len(self.train_dataset)} samples, fewer than one batch of {tc['batch_size']} "
+                              f"x {self.world} process(es) with drop_last")
         self.loader = paddle.io.DataLoader(self.train_dataset, batch_sampler=self.sampler,
                                            num_workers=tc["num_workers"], return_list=True)
         if tc["iters"] is not None:
@@ -364,7 +404,7 @@ class Trainer:
 
     def _resume(self, path: str) -> None:
         ckpt_path = resolve_checkpoint(path)
-        ckpt = load_checkpoint(ckpt_path)
+        ckpt = load_checkpoint(ckpt_path, trust_pickle=self.trust_pickle)
         state = restore_training_state(ckpt, self.model, self.optimizer, self.scheduler, self.scaler, self.rank)
         for key, now in (("iters_per_epoch", self.iters_per_epoch), ("world_size", self.world),
                          ("batch_size", self.train_cfg["batch_size"]), ("total_iters", self.total_iters)):
@@ -387,12 +427,19 @@ class Trainer:
             return []
         records = []
         with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                line = line.strip()
-                if line:
-                    record = json.loads(line)
-                    if record.get("iter", 0) <= upto:  # records past the checkpoint came from the lost part
-                        records.append(record)
+            lines = handle.read().split("\n")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if number < len(lines):  # only the last line can be cut short, by a kill while appending
+                    raise CheckpointError(f"{path}:{number}: not a JSON record ({exc.msg})") from None
+                self.log.warning(f"{path}:{number}: dropped a record cut short when the run was interrupted")
+                continue
+            if record.get("iter", 0) <= upto:  # records past the checkpoint came from the lost part
+                records.append(record)
         if self.rank == 0:
             atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
         return records
@@ -421,6 +468,7 @@ class Trainer:
                               scaler=self.scaler, trainer_state=self.trainer_state(), rng_states=rng,
                               config=public(self.cfg))
         self.log.info(f"saved checkpoint {path}")
+        pause_point(f"after-checkpoint:{self.iteration}")
         return path
 
     def _record(self, record: Dict[str, Any]) -> None:
@@ -443,35 +491,64 @@ class Trainer:
 
     def train_step(self, batch: List[paddle.Tensor]) -> Dict[str, float]:
         inputs, label = self.task.split_batch(batch)
+        check = self.train_cfg["nan_check"]
         with self._autocast():
             outputs = self.task.forward(self.model, inputs)
             terms = self.task.loss_terms(self.loss_fn, outputs, label)
-        values = self._all_reduce_mean({k: float(v) for k, v in terms.items()})
-        if self.train_cfg["nan_check"] and not all(math.isfinite(v) for v in values.values()):
-            self._diverged(values)
+        values = {k: float(v) for k, v in terms.items()}
+        if check:
+            # Inputs are checked on their own: Paddle's CPU ReLU maps NaN to 0, so after a BatchNorm (whose
+            # batch statistics a single NaN turns all-NaN) a non-finite input can give a FINITE loss.
+            values[_BAD_INPUTS] = float(sum(_count_non_finite(x) for x in inputs))
+        values = self._all_reduce_mean(values)  # the same decision on every rank
+        bad_inputs = values.pop(_BAD_INPUTS, 0.0)
+        if check and (bad_inputs or not all(math.isfinite(v) for v in values.values())):
+            self._diverged(values, inputs)
         loss = terms["loss"]
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss).backward()  # the scaler skips steps with non-finite gradients itself
+            pause_point(f"mid-iter:{self.iteration + 1}")
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
+            if check:
+                bad = self._non_finite_gradients()
+                if bad:
+                    self._diverged(values, inputs, bad)
+            pause_point(f"mid-iter:{self.iteration + 1}")
             self.optimizer.step()
         self.optimizer.clear_grad()
         if self.scheduler.step_unit == "iter":
             self.scheduler.step()
         return values
 
-    def _diverged(self, values: Mapping[str, float]) -> None:
+    def _non_finite_gradients(self) -> List[str]:
+        """Parameters with a NaN/Inf gradient (one device sync for all of them). A finite loss can have
+        them (e.g. sqrt at 0), and the NaN weights they make could then hide behind ReLUs."""
+        named = [(n, p.grad) for n, p in unwrap_model(self.model).named_parameters() if p.grad is not None]
+        if not named:
+            return []
+        flags = paddle.stack([paddle.isfinite(g).all() for _, g in named]).numpy()
+        return [n for (n, _), ok in zip(named, flags) if not ok]
+
+    def _diverged(self, values: Mapping[str, float], inputs: List[paddle.Tensor] | None = None,
+                  bad_gradients: List[str] | None = None) -> None:
         it = self.iteration + 1
         terms = ", ".join(f"{k} {v:.6g}" for k, v in values.items())
+        what = (f"non-finite gradient in {len(bad_gradients)} parameter(s), e.g. {bad_gradients[:3]}, with a "
+                f"finite loss ({terms})" if bad_gradients else f"non-finite loss ({terms})")
+        bad_inputs = [_count_non_finite(x) for x in inputs or []]
+        if any(bad_inputs):
+            what += (f"; the batch itself holds {sum(bad_inputs)} non-finite input value(s) "
+                     f"(per input: {bad_inputs}) — check the data / preprocessing")
         if self.ckpt.last_path:
             last = (f"Last good checkpoint: {self.ckpt.last_path} (kept); resume with --resume "
                     f"{self.ckpt.last_path}, e.g. with a lower lr or without AMP.")
         else:
             last = (f"No checkpoint was saved before it (save_interval {self.train_cfg['save_interval']}); "
                     "nothing to resume from.")
-        message = (f"training diverged at iteration {it} (epoch {self.epoch + 1}): non-finite loss ({terms}), "
+        message = (f"training diverged at iteration {it} (epoch {self.epoch + 1}): {what}, "
                    f"lr {self.optimizer.get_lr():.6g}. Stopped before the optimizer step (the parameters are those "
                    f"of iteration {self.iteration}; BatchNorm statistics saw the failed batch). {last}")
         self.log.error(message)
@@ -497,7 +574,7 @@ class Trainer:
             text = ", ".join(f"{k} {v:.4f}" for k, v in scalars.items())
             self.log.info(f"[eval] epoch {self.epoch_of(self.iteration)} iter {self.iteration}: {text} "
                           f"({result['samples']} samples, {result['seconds']:.1f} s)")
-            if final:
+            if final or getattr(self.evaluator, "table_every_eval", False):  # FactSeg: per-class IoU each time
                 self.log.info("\n" + self.evaluator.format(result))
             if self.vdl is not None:
                 for key, value in scalars.items():
@@ -590,6 +667,7 @@ class Trainer:
         start_iter = self.iteration
         start_time = time.perf_counter()
         window = _Window()
+        totals = {"reader": 0.0, "batch": 0.0}  # whole-run costs: is data loading the bottleneck?
         self._lr_of_last_step = self.optimizer.get_lr()
         bar = tqdm(total=end, initial=self.iteration, desc="train", dynamic_ncols=True, leave=False,
                    disable=not self.progress or self.rank != 0 or None)
@@ -611,7 +689,10 @@ class Trainer:
                         self.batch_in_epoch = 0
                         if self.scheduler.step_unit == "epoch":
                             self.scheduler.step()
-                    window.add(values, time.perf_counter() - t_read, reader_cost, int(batch[0].shape[0]))
+                    batch_cost = time.perf_counter() - t_read
+                    totals["reader"] += reader_cost
+                    totals["batch"] += batch_cost
+                    window.add(values, batch_cost, reader_cost, int(batch[0].shape[0]))
                     bar.update(1)
                     if self.iteration % tc["log_interval"] == 0 or self.iteration == end:
                         self._log_window(window)
@@ -634,6 +715,9 @@ class Trainer:
             self.evaluate(final=True)
         replicas = self._check_replicas()
         summary = self._summary(start_iter, elapsed, finished, replicas)
+        summary["reader_cost_seconds"] = totals["reader"]
+        summary["batch_cost_seconds"] = totals["batch"]
+        summary["reader_share"] = totals["reader"] / totals["batch"] if totals["batch"] > 0 else None
         if self.rank == 0:
             if finished and tc["plot"] and self.history:
                 summary["loss_curve"] = plot_history(self.history, os.path.join(self.work_dir, "loss_curve.png"),
