@@ -19,8 +19,11 @@ Streaming: the official code keeps every window's output AND a full-size ``(1, 1
 (10.8 GB each for a 13,000 x 13,000 image). Here only the rows of one window row are open: after a row
 of windows is added, the image rows above the next row's start can receive no further window, so they
 are divided, arg-maxed and handed out (confusion matrix / label map) and their accumulator rows are
-released. The open accumulator is at most ``window`` rows x image width x classes (16 x 896 x 13,000 x 4
-bytes = 0.75 GB at 13,000 px; independent of the image height). Every pixel receives exactly the same
+released. Within a row of windows the same holds for columns: once the next window starts to the right
+of a column, that column of the row is final. So only one window (classes x 896 x 896) is open, plus
+the sums of the rows the row of windows reached below its finished rows, carried at full width into the
+next row (16 x 384 x 13,000 x 4 bytes = 0.32 GB at 13,000 px with the official stride; independent of the
+image height; an inward-shifted last row can carry up to one window height). Every pixel receives exactly the same
 float32 additions in the same order as in the full-canvas computation (``full_canvas_predict``), so
 the labels are identical (``tests/test_factseg_eval.py``).
 
@@ -150,28 +153,54 @@ class FactSegSlidingWindow:
         height, width = _image_size(image)
         k = self.num_classes
         bands = factseg_window_rows(height, width, self.window, self.stride)
-        capacity = max(b.y1 - b.y0 for b in bands)
-        acc = np.zeros((k, capacity, width), np.float32)
-        count = np.zeros((capacity, width), np.float32)
-        start = 0  # image row held in accumulator row 0
+        carry_rows = max(b.y1 - b.done for b in bands)
+        # Sums of the rows the previous window row reached below its finished rows, full width.
+        carry = np.zeros((k, carry_rows, width), np.float32)
+        carry_count = np.zeros((carry_rows, width), np.float32)
+        held = 0  # rows of ``carry`` in use; they start at the current window row's y0
         for band in bands:
-            for win in band.windows:
-                y0, y1, x0, x1 = win
-                acc[:, y0 - start:y1 - start, x0:x1] += self.window_probabilities(model, image, win)
-                count[y0 - start:y1 - start, x0:x1] += 1
-            n = band.done - start
-            if n <= 0:
-                continue
-            if float(count[:n].min()) == 0:
-                raise RuntimeError(f"rows {start}..{band.done} of a {height}x{width} image were not covered")
-            yield start, _argmax_of_average(acc[:, :n], count[:n])
-            kept = capacity - n
-            for c in range(k):  # shift the open rows up, one class at a time (small temporaries)
-                acc[c, :kept] = acc[c, n:].copy()
-            acc[:, kept:] = 0
-            count[:kept] = count[n:].copy()
-            count[kept:] = 0
-            start = band.done
+            n = band.done - band.y0  # rows this window row finishes
+            labels = np.zeros((n, width), np.uint8)
+            for acc, count, c0, c1 in self._band_columns(model, image, band, carry, carry_count, held):
+                if float(count[:n].min()) == 0:
+                    raise RuntimeError(f"rows {band.y0}..{band.done}, columns {c0}..{c1} of a {height}x{width} "
+                                       "image were not covered")
+                labels[:, c0:c1] = _argmax_of_average(acc[:, :n], count[:n])
+                kept = acc.shape[1] - n  # rows the next window row adds to: carried
+                carry[:, :kept, c0:c1] = acc[:, n:]
+                carry_count[:kept, c0:c1] = count[n:]
+            held = band.y1 - band.done
+            yield band.y0, labels
+
+    def _band_columns(self, model: paddle.nn.Layer, image: np.ndarray, band: Any, carry: np.ndarray,
+                      carry_count: np.ndarray, held: int) -> Iterator[Tuple[np.ndarray, np.ndarray, int, int]]:
+        """One window row, left to right: yield ``(sums, counts, c0, c1)`` for each block of columns that
+        no later window of the row reaches. Only one window's width of columns is open at a time. Each
+        column enters the open block starting from the carried sums, so every pixel gets the same float32
+        additions in the same order as on a full canvas."""
+        k, rows = self.num_classes, band.y1 - band.y0
+        span = max(x1 - x0 for _, _, x0, x1 in band.windows)
+        acc = np.zeros((k, rows, span), np.float32)
+        count = np.zeros((rows, span), np.float32)
+        left = loaded = band.windows[0][2]  # open block = image columns [left, loaded)
+        for index, win in enumerate(band.windows):
+            _, _, x0, x1 = win
+            if x1 > loaded:  # new columns enter from the carry
+                a, b = loaded - left, x1 - left
+                acc[:, :, a:b] = 0
+                count[:, a:b] = 0
+                acc[:, :held, a:b] = carry[:, :held, loaded:x1]
+                count[:held, a:b] = carry_count[:held, loaded:x1]
+                loaded = x1
+            acc[:, :, x0 - left:x1 - left] += self.window_probabilities(model, image, win)
+            count[:, x0 - left:x1 - left] += 1
+            finished = band.windows[index + 1][2] if index + 1 < len(band.windows) else loaded
+            if finished > left:
+                yield acc[:, :, :finished - left], count[:, :finished - left], left, finished
+                shift = finished - left
+                acc[:, :, :loaded - finished] = acc[:, :, shift:loaded - left].copy()
+                count[:, :loaded - finished] = count[:, shift:loaded - left].copy()
+                left = finished
 
     def predict(self, model: paddle.nn.Layer, image: np.ndarray) -> np.ndarray:
         """Label map (uint8 HxW) of a whole image, streamed."""
