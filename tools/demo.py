@@ -14,12 +14,11 @@
 6. prints a summary and writes ``demo_summary.json``.
 
 Why DANet-R50 at 64x128: it is the paper model itself (no toy stand-in, same loss, head, attention and
-protocol code as the Cityscapes configs). One step of batch 8 at 64x64 crops costs about 5.4 CPU-seconds
-(~2.7 s on 2 idle cores; the CAM max-gradient kernel alone is ~45 % of it on CPU), so the 100 steps take
-about 4.5 minutes and the whole demo about 5 (9.2 CPU-minutes measured). After 100 steps from random
-initialisation the val mIoU is 0.145 over the 19 classes (0.275 over the 10 present; pixel accuracy 0.645)
-against 0.012-0.015 for chance predictors (pixel accuracy 0.24 for the majority class). Paper numbers
-need Cityscapes, ImageNet weights and GPUs (see configs/danet/*cityscapes*.yml).
+protocol code as the Cityscapes configs). The 100 steps of batch 8 at 64x64 crops took 5.3 minutes on the
+shared 2-core machine (7 CPU-minutes for the whole demo; data loading 0.08 % of the batch cost). After 100
+steps from random initialisation the val mIoU is 0.148 over the 19 classes (0.280 over the 10 present;
+pixel accuracy 0.641) against 0.012-0.015 for chance predictors (pixel accuracy 0.24 for the majority
+class). Paper numbers need Cityscapes, ImageNet weights and GPUs (see configs/danet/*cityscapes*.yml).
 """
 
 from __future__ import annotations
