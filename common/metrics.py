@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Mapping, Sequence
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from .fileio import atomic_save, atomic_write_json
 __all__ = [
     "ConfusionMatrix",
     "format_iou_table",
+    "segmentation_scalars",
     "binary_scores",
     "BinaryConfusion",
     "ThresholdSweep",
@@ -332,6 +333,15 @@ def _class_names(class_names: Sequence[str] | None, n: int) -> List[str]:
     if len(names) != n:
         raise ValueError(f"got {len(names)} class names for {n} classes")
     return names
+
+
+def segmentation_scalars(summary: Mapping[str, Any]) -> Dict[str, float]:
+    """The scalars of a ``ConfusionMatrix.summary`` that the trainer logs (VisualDL) and ranks on."""
+    out = {"miou": summary["miou"], "pixel_accuracy": summary["pixel_accuracy"],
+           "miou_present": summary["miou_present"]}
+    if "fg_miou" in summary:
+        out["fg_miou"] = summary["fg_miou"]
+    return out
 
 
 def format_iou_table(summary: Dict[str, Any], class_names: Sequence[str] | None = None) -> str:

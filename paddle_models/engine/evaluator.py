@@ -59,6 +59,7 @@ from common.metrics import (
     format_iou_table,
     plot_pr_curve,
     save_metric_json,
+    segmentation_scalars,
 )
 from common.windows import (
     WINDOW_RULES,
@@ -374,13 +375,7 @@ class SegmentationEvaluator:
         summary["confusion_matrix"] = matrix.matrix
         return summary
 
-    @staticmethod
-    def scalars(summary: Mapping[str, Any]) -> Dict[str, float]:
-        out = {"miou": summary["miou"], "pixel_accuracy": summary["pixel_accuracy"],
-               "miou_present": summary["miou_present"]}
-        if "fg_miou" in summary:
-            out["fg_miou"] = summary["fg_miou"]
-        return out
+    scalars = staticmethod(segmentation_scalars)
 
     @staticmethod
     def format(summary: Mapping[str, Any]) -> str:

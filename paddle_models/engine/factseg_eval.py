@@ -52,7 +52,7 @@ import numpy as np
 import paddle
 
 from common.isaid import DEVKIT_CLASS_NAMES, IGNORE_INDEX, MEAN, NAMING_NOTE, NUM_CLASSES, STD
-from common.metrics import ConfusionMatrix, format_iou_table
+from common.metrics import ConfusionMatrix, format_iou_table, segmentation_scalars
 from common.windows import Window, factseg_window_rows, factseg_windows
 
 __all__ = [
@@ -333,13 +333,7 @@ class FactSegEvaluator:
         summary.update(samples=total, seconds=time.perf_counter() - start)
         return summary
 
-    @staticmethod
-    def scalars(summary: Mapping[str, Any]) -> Dict[str, float]:
-        out = {"miou": summary["miou"], "pixel_accuracy": summary["pixel_accuracy"],
-               "miou_present": summary["miou_present"]}
-        if "fg_miou" in summary:
-            out["fg_miou"] = summary["fg_miou"]
-        return out
+    scalars = staticmethod(segmentation_scalars)
 
     @staticmethod
     def format(summary: Mapping[str, Any]) -> str:
