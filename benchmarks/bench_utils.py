@@ -158,15 +158,19 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
-def export_for_inference(paddle_model, shapes: Sequence[Sequence[int]], out_dir: str | None = None) -> str:
+def export_for_inference(paddle_model, shapes: Sequence[Sequence[int]], out_dir: str | None = None,
+                         dynamic: bool = True) -> str:
     """``paddle.jit.save`` the model with ALL its outputs flattened (the same computation the eager
-    runs do) at the fixed input shapes; returns the folder (inference.json + inference.pdiparams)."""
+    runs do); returns the folder (inference.json + inference.pdiparams). ``dynamic``: batch, height and
+    width saved as -1 like ``engine.export.export_model`` (the deployment default); otherwise fixed at
+    ``shapes`` (Paddle's passes then see the sizes and may choose differently, e.g. transfer_layout_pass)."""
     import paddle
 
     wrapper = _wrapper(paddle_model, len(shapes))
     wrapper.eval()
     out_dir = out_dir or tempfile.mkdtemp(prefix="bench_export_")
-    specs = [paddle.static.InputSpec(list(s), "float32", f"x{i}") for i, s in enumerate(shapes)]
+    specs = [paddle.static.InputSpec([None, s[1], None, None] if dynamic else list(s), "float32", f"x{i}")
+             for i, s in enumerate(shapes)]
     paddle.jit.save(wrapper, os.path.join(out_dir, "inference"), input_spec=specs)
     return out_dir
 
@@ -193,21 +197,27 @@ def _wrapper(model, num_inputs: int):
 
 def inference_config(model_dir: str, threads: int, onednn: str):
     """A Paddle Inference CPU config. ``onednn``: "off" (disable_mkldnn), "plain" (enable_mkldnn with
-    every pass), "no_placement" (enable_mkldnn + delete_pass("onednn_placement_pass"))."""
+    every pass), "no_placement" (enable_mkldnn + delete_pass("onednn_placement_pass") only: the lead the
+    performance issue started from), "deploy" (enable_mkldnn with the package's
+    ``export.ONEDNN_DELETED_PASSES`` deleted: what ``create_predictor(onednn="auto")`` builds)."""
     from paddle import inference
 
+    from paddle_models.engine.export import ONEDNN_DELETED_PASSES
+
+    deleted = {"off": None, "plain": (), "no_placement": ("onednn_placement_pass",),
+               "deploy": tuple(ONEDNN_DELETED_PASSES)}
+    if onednn not in deleted:
+        raise ValueError(f"onednn must be one of {sorted(deleted)}, got {onednn!r}")
     config = inference.Config(os.path.join(model_dir, "inference.json"), os.path.join(model_dir, "inference.pdiparams"))
     config.disable_gpu()
     config.disable_glog_info()
     config.set_cpu_math_library_num_threads(threads)
-    if onednn == "off":
+    if deleted[onednn] is None:
         config.disable_mkldnn()
-    elif onednn in ("plain", "no_placement"):
-        config.enable_mkldnn()
-        if onednn == "no_placement":
-            config.delete_pass("onednn_placement_pass")
     else:
-        raise ValueError(f"onednn must be off, plain or no_placement, got {onednn!r}")
+        config.enable_mkldnn()
+        for name in deleted[onednn]:
+            config.delete_pass(name)
     return config
 
 

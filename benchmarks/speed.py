@@ -10,10 +10,12 @@ machine-load drift hits all columns alike; the median is reported. Measurements:
 
 - ``torch``: torch eager inference (``eval()``, ``torch.no_grad()``);
 - ``paddle``: Paddle dygraph inference (``eval()``, ``paddle.no_grad()``);
-- ``infer_<mode>``: the model exported with ``paddle.jit.save`` (all outputs, fixed input shape) run
-  by a Paddle Inference predictor with oneDNN ``off`` / ``no_placement`` (oneDNN enabled,
-  ``onednn_placement_pass`` deleted) / ``plain`` (oneDNN with every pass; fails on bilinear
-  interpolate in Paddle 3.3.1 — reported as an error, not hidden);
+- ``infer_<mode>``: the model exported with ``paddle.jit.save`` (all outputs; batch/height/width
+  dynamic like ``tools/export.py``, or fixed with ``--export-shapes fixed``) run by a Paddle Inference
+  predictor with oneDNN ``off`` / ``deploy`` (oneDNN enabled, ``export.ONEDNN_DELETED_PASSES`` deleted:
+  the package's deployment path) / ``no_placement`` (only ``onednn_placement_pass`` deleted: the lead the
+  work started from; fails on LSNet with fixed 256x256 shapes) / ``plain`` (oneDNN with every pass;
+  fails on bilinear interpolate in Paddle 3.3.1) — failures are reported as errors, not hidden;
 - ``train_torch`` / ``train_paddle``: one step (forward in train mode, surrogate loss = sum of
   mean(o^2) over all outputs, backward, SGD-momentum step, zero grad) on the same input.
 
@@ -35,7 +37,7 @@ from typing import Any, Callable, Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_utils as common  # noqa: E402  (sets sys.path; must precede paddle/torch)
 
-INFER_MODES = ("off", "no_placement", "plain")
+INFER_MODES = ("off", "deploy", "no_placement", "plain")
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -47,6 +49,8 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small inputs, runs=2: a smoke test")
     parser.add_argument("--infer-modes", nargs="*", default=list(INFER_MODES), choices=INFER_MODES)
+    parser.add_argument("--export-shapes", choices=("dynamic", "fixed"), default="dynamic",
+                        help="export with -1 batch/height/width like tools/export.py (default) or at the input shape")
     parser.add_argument("--no-train", action="store_true", help="skip the training steps")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -117,7 +121,7 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
     fns: Dict[str, Callable[[], Any]] = {"torch": torch_infer, "paddle": paddle_infer}
     result["rel_l2_vs_torch"]["paddle"] = common.rel_l2(common.flatten(paddle_infer())[0].numpy(), reference)
 
-    model_dir = common.export_for_inference(paddle_model, shapes)
+    model_dir = common.export_for_inference(paddle_model, shapes, dynamic=args.export_shapes == "dynamic")
     for mode in args.infer_modes:
         key = f"infer_{mode}"
         try:
@@ -132,15 +136,18 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
         fns["train_torch"] = torch_train_step(torch_model, t_in)
         fns["train_paddle"] = paddle_train_step(paddle_model, p_in)
 
-    for _ in range(args.warmup):
-        for fn in fns.values():
-            fn()
     samples: Dict[str, List[float]] = {k: [] for k in fns}
-    for _ in range(args.runs):
-        for key, fn in fns.items():
+    for round_index in range(args.warmup + args.runs):
+        for key, fn in list(fns.items()):
             start = time.perf_counter()
-            fn()
-            samples[key].append(time.perf_counter() - start)
+            try:
+                fn()
+            except Exception as exc:  # e.g. a predictor broken by another one's oneDNN thread state
+                result["errors"][key] = "failed on a later run: " + (str(exc).strip().splitlines() or [""])[0][:200]
+                del fns[key], samples[key]
+                continue
+            if round_index >= args.warmup:
+                samples[key].append(time.perf_counter() - start)
     result["samples"] = samples
     result["seconds"] = {k: statistics.median(v) for k, v in samples.items()}
     s = result["seconds"]

@@ -53,7 +53,8 @@ def test_danet_export_matches_dygraph_at_new_shapes(tmp_path, data_root):
     first = check_export(model, task, str(tmp_path / "export"), [rng.normal(0, 1, (1, 3, 40, 56)).astype("float32")],
                          predictors=("off", "auto"))
     _assert_equal_outputs(first, ("off", "auto"))
-    assert first["predictor_onednn_auto"]["config"]["onednn"] == "on (onednn_placement_pass deleted)"
+    deleted = "on (deleted: onednn_placement_pass, transfer_layout_pass)"
+    assert first["predictor_onednn_auto"]["config"]["onednn"] == deleted
     assert first["output_shape"] == [1, 19, 40, 56] and first["jit_load"]["argmax_agreement"] == 1.0
     second = check_export(model, task, str(tmp_path / "export"), [rng.normal(0, 1, (2, 3, 24, 48)).astype("float32")],
                           predictors=("off",))
@@ -167,3 +168,26 @@ def test_change_detection_train_eval_predict(tmp_path):
     assert len(written) == 2
     mask = np.asarray(Image.open(written[0]["label"]))
     assert mask.shape == (16, 20) and set(np.unique(mask)) <= {0, 255}
+
+
+def test_lsnet_fixed_shape_export_runs_on_the_onednn_deployment_path(tmp_path):
+    """LSNet exported at a FIXED 256x256 pair: Paddle 3.3.1's transfer_layout_pass then rewrites the input
+    pooling to NHWC, which made the oneDNN predictor fail ('the shape of scale must equal to [256]').
+    The deployment path deletes that pass (export.ONEDNN_DELETED_PASSES); the predictor must run, keep
+    oneDNN on, and equal dygraph within the float32 bar."""
+    cfg = {"task": {"type": "change_detection"}, "model": {"type": "lsnet"},
+           "loss": {"type": "danet_ce", "weights": [1.0]}, "dataset": {"train": None, "val": None},
+           "train": {"batch_size": 1, "iters": 1}, "optimizer": {},
+           "lr_scheduler": {"type": "constant", "base_lr": 0.1}, "eval": {"cd_score": "softmax", "output_index": -1}}
+    cfg = _cfg(str(tmp_path / "lsnet.yml"), cfg)
+    paddle.seed(0)
+    model = build_model(cfg)
+    model.eval()
+    task = build_task(cfg)
+    export_model(model, task, str(tmp_path / "lsnet"), [1, 3, 256, 256], "probability", cfg)
+    rng = np.random.default_rng(2)
+    inputs = [rng.uniform(0, 255, (1, 3, 256, 256)).astype("float32") for _ in range(2)]
+    report = check_export(model, task, str(tmp_path / "lsnet"), inputs, "probability", predictors=("on",),
+                          cpu_threads=1)
+    _assert_equal_outputs(report, ("on",))
+    assert report["predictor_onednn_on"]["config"]["onednn"].startswith("on (deleted: ")

@@ -4,9 +4,10 @@
         [--device cpu --cpu_threads 2 --onednn auto] [--benchmark 10]
     # GPU users: --device gpu [--gpu_mem 1000] [--use_trt --trt_precision fp16]
 
-oneDNN (``--onednn``): "auto" (default) enables it with ``onednn_placement_pass`` deleted — Paddle 3.3.1's
-plain oneDNN path fails on bilinear interpolate — and falls back to plain CPU kernels with a logged reason
-if the predictor fails; "on", "plain" (all passes; fails on DANet), "off".
+oneDNN (``--onednn``): "auto" (default) enables it with ``onednn_placement_pass`` and ``transfer_layout_pass``
+deleted (``export.ONEDNN_DELETED_PASSES`` says why: Paddle 3.3.1's plain oneDNN path fails on bilinear
+interpolate, and the layout pass breaks fixed-shape LSNet exports) and falls back to plain CPU kernels with
+a logged reason if the predictor fails; "on" (same, no fallback), "plain" (all passes; fails on DANet), "off".
 Preprocessing (normalisation) and the palette come from ``deploy.yml`` written by tools/export.py; change
 detection on CDD-style data uses its ``preprocess`` entry (DASNet: RGB -> BGR minus the t0 / t1 means, no std;
 LSNet: raw pixels), with the same functions as the dataset, so the inputs equal the evaluation inputs bit for

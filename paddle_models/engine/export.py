@@ -21,11 +21,12 @@ exports unchanged with ``[None, 3, None, None]`` and the exported program matche
 than any traced one (tested), so no model change was needed.
 
 ``create_predictor`` builds a Paddle Inference predictor. CPU: math-library threads and oneDNN.
-Paddle 3.3.1 with plain ``enable_mkldnn()`` fails on models with bilinear interpolate
-("ConvertPirAttribute2RuntimeAttribute not support ArrayAttribute<DoubleAttribute>", Paddle issue
-79749). With ``onednn="auto"`` (default) the predictor is built with oneDNN AND
-``delete_pass("onednn_placement_pass")``, which runs DANet (outputs ~1e-6 relative to dygraph, see
-``check_export``); if that predictor fails on a probe input, oneDNN is disabled and the reason logged.
+Paddle 3.3.1's full oneDNN pipeline (plain ``enable_mkldnn()``) fails on models with bilinear
+interpolate ("ConvertPirAttribute2RuntimeAttribute not support ArrayAttribute<DoubleAttribute>", Paddle
+issue 79749). With ``onednn="auto"`` (default) the predictor is built with oneDNN and the passes of
+:data:`ONEDNN_DELETED_PASSES` deleted; the conv / fc fusion passes still put every convolution and fc on
+oneDNN, the other ops run on Paddle's CPU kernels (outputs ~1e-6 relative to dygraph, see
+``check_export``). If that predictor fails on a probe input, oneDNN is disabled and the reason logged.
 GPU: ``enable_use_gpu`` and optional TensorRT (precision, workspace, dynamic shapes) for GPU users
 (untested here: this machine has no GPU).
 """
@@ -47,11 +48,22 @@ from .builder import unwrap_model
 from .evaluator import as_outputs
 from .tasks import Task
 
-__all__ = ["InferenceModel", "inference_model", "export_model", "create_predictor", "run_predictor", "check_export",
-           "load_deploy_info", "required_size_divisor"]
+__all__ = ["ONEDNN_DELETED_PASSES", "InferenceModel", "inference_model", "export_model", "create_predictor",
+           "run_predictor", "check_export", "load_deploy_info", "required_size_divisor"]
 
 log = logging.getLogger("paddle_rs.export")
 MODEL_FILE = "inference.json"
+
+#: Passes removed from Paddle Inference's oneDNN pipeline on the CPU deployment path (Paddle 3.3.1), and why.
+#: Measured by ``benchmarks/speed.py`` (mode ``deploy``) and ``benchmarks/onednn_bisect_lsnet.py``.
+ONEDNN_DELETED_PASSES: Dict[str, str] = {
+    "onednn_placement_pass": "moves every op onto oneDNN kernels; its bilinear interpolate fails to run (Paddle "
+                             "issue 79749)",
+    "transfer_layout_pass": "rewrites some ops to NHWC on large inputs (LSNet's input pooling at 256x256); one op with "
+                            "data_format NHWC makes Paddle treat the whole model as NHWC, so every oneDNN -> Paddle "
+                            "layout conversion then returns NHWC data under NCHW shapes and the next batch_norm "
+                            "fails ('the shape of scale must equal to [256]')",
+}
 PARAMS_FILE = "inference.pdiparams"
 
 
@@ -199,7 +211,7 @@ def _model_paths(model_dir: str) -> Tuple[str, str]:
     return model_file, params_file
 
 
-def _make_config(model_dir: str, device: str, cpu_threads: int | None, onednn: bool, delete_onednn_placement: bool,
+def _make_config(model_dir: str, device: str, cpu_threads: int | None, onednn: bool, deleted_passes: Sequence[str],
                  gpu_mem_mb: int, gpu_id: int, trt: bool, trt_precision: str, trt_workspace: int,
                  trt_min_subgraph: int, trt_shapes: Mapping[str, Sequence[Sequence[int]]] | None):
     from paddle import inference
@@ -225,8 +237,8 @@ def _make_config(model_dir: str, device: str, cpu_threads: int | None, onednn: b
             config.set_cpu_math_library_num_threads(int(cpu_threads))
         if onednn:
             config.enable_mkldnn()
-            if delete_onednn_placement:
-                config.delete_pass("onednn_placement_pass")
+            for name in deleted_passes:
+                config.delete_pass(name)
         else:
             config.disable_mkldnn()
     return config
@@ -261,7 +273,7 @@ def create_predictor(model_dir: str, device: str = "cpu", cpu_threads: int | Non
                      trt_shapes: Mapping[str, Sequence[Sequence[int]]] | None = None) -> Tuple[Any, Dict[str, Any]]:
     """A Paddle Inference predictor for an exported folder, and a dict saying how it was configured.
 
-    ``onednn``: "auto" (oneDNN with ``onednn_placement_pass`` deleted, falling back to plain CPU
+    ``onednn``: "auto" (oneDNN with :data:`ONEDNN_DELETED_PASSES` deleted, falling back to plain CPU
     kernels with a logged reason if a probe run fails), "on" (same, without the fallback), "plain"
     (``enable_mkldnn()`` as is — fails on DANet with Paddle 3.3.1), "off".
     ``trt_shapes``: input name -> (min, max, optimal) shapes for TensorRT dynamic shapes.
@@ -276,12 +288,11 @@ def create_predictor(model_dir: str, device: str = "cpu", cpu_threads: int | Non
     info: Dict[str, Any] = {"device": device, "cpu_threads": cpu_threads, "tensorrt": trt if device == "gpu" else False}
     if device != "cpu" or onednn == "off":
         info["onednn"] = "off" if device == "cpu" else "n/a (GPU)"
-        return inference.create_predictor(_make_config(model_dir, onednn=False, delete_onednn_placement=False,
+        return inference.create_predictor(_make_config(model_dir, onednn=False, deleted_passes=(),
                                                        **base)), info
-    delete = onednn != "plain"
-    predictor = inference.create_predictor(_make_config(model_dir, onednn=True, delete_onednn_placement=delete,
-                                                        **base))
-    info["onednn"] = "on (onednn_placement_pass deleted)" if delete else "on (all passes)"
+    deleted = tuple(ONEDNN_DELETED_PASSES) if onednn != "plain" else ()
+    predictor = inference.create_predictor(_make_config(model_dir, onednn=True, deleted_passes=deleted, **base))
+    info["onednn"] = f"on (deleted: {', '.join(deleted)})" if deleted else "on (all passes)"
     if onednn != "auto":
         return predictor, info
     try:
@@ -291,7 +302,7 @@ def create_predictor(model_dir: str, device: str = "cpu", cpu_threads: int | Non
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning(f"oneDNN predictor failed on a probe input ({reason}); disabling oneDNN")
         info["onednn"] = f"off (fallback: {reason})"
-        predictor = inference.create_predictor(_make_config(model_dir, onednn=False, delete_onednn_placement=False,
+        predictor = inference.create_predictor(_make_config(model_dir, onednn=False, deleted_passes=(),
                                                             **base))
     return predictor, info
 

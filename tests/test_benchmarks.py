@@ -1,0 +1,68 @@
+"""The benchmark scripts still run and report what the README quotes (smoke sizes; no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_utils  # noqa: E402
+import profile_infer  # noqa: E402
+
+from paddle_models.engine.export import ONEDNN_DELETED_PASSES  # noqa: E402
+
+REPORT = """------------------------->     Profiling Report     <-------------------------
+Event                                  Calls       Total       Min.        Max.        Ave.        Ratio.
+pd_op.prelu                            246         903.835     0.214672    25.7323     3.67412     0.238545
+  PhiKernelInstruction::infermeta      246         3.75977     0.003438    0.066118    0.0152836   0.000992299
+onednn_op.fused_conv2d                 129         633.44      0.11814     24.6038     4.91038     0.167181
+------------------------->     Profiling Report     <-------------------------
+thread0::pd_op.prelu                   246         903.835     0.214672    25.7323     3.67412     0.238545
+------------------------->    Memory Profiling Report     <-------------------------
+"""
+
+
+def test_profile_report_parser_reads_the_summary_table_only():
+    rows = profile_infer.parse_report(REPORT)
+    assert rows == [{"op": "pd_op.prelu", "calls": 246, "total_ms": 903.835},
+                    {"op": "onednn_op.fused_conv2d", "calls": 129, "total_ms": 633.44}]
+    with pytest.raises(RuntimeError, match="no Paddle Inference profiling report"):
+        profile_infer.parse_report("nothing here")
+
+
+def test_deploy_mode_is_the_package_deployment_config(monkeypatch, tmp_path):
+    """speed.py's `deploy` column must measure what create_predictor(onednn="auto") builds."""
+    from paddle import inference
+
+    for name in ("inference.json", "inference.pdiparams"):
+        (tmp_path / name).write_text("")
+
+    deleted = []
+    monkeypatch.setattr(inference.Config, "delete_pass", lambda self, name: deleted.append(name))
+    bench_utils.inference_config(str(tmp_path), 1, "deploy")
+    assert deleted == list(ONEDNN_DELETED_PASSES) == ["onednn_placement_pass", "transfer_layout_pass"]
+    deleted.clear()
+    bench_utils.inference_config(str(tmp_path), 1, "no_placement")
+    assert deleted == ["onednn_placement_pass"]
+    with pytest.raises(ValueError, match="onednn must be one of"):
+        bench_utils.inference_config(str(tmp_path), 1, "fast")
+
+
+def test_speed_quick_lsnet_deploy_column(tmp_path):
+    """In a child process: speed.py sets process-wide thread counts."""
+    out = tmp_path / "speed.json"
+    done = subprocess.run([sys.executable, str(BENCH / "speed.py"), "--quick", "--models", "lsnet", "--threads", "1",
+                           "--runs", "1", "--warmup", "0", "--no-train", "--infer-modes", "deploy", "--out", str(out)],
+                          capture_output=True, text=True, cwd=BENCH.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())["results"]["lsnet"]
+    assert result["errors"] == {}
+    assert set(result["seconds"]) == {"torch", "paddle", "infer_deploy"}
+    assert result["rel_l2_vs_torch"]["infer_deploy"] < 1e-5
+    assert "infer_deploy" in json.loads(out.read_text())["table"]
