@@ -17,7 +17,9 @@ machine-load drift hits all columns alike; the median is reported. Measurements:
   work started from; fails on LSNet with fixed 256x256 shapes) / ``plain`` (oneDNN with every pass;
   fails on bilinear interpolate in Paddle 3.3.1) — failures are reported as errors, not hidden;
 - ``train_torch`` / ``train_paddle``: one step (forward in train mode, surrogate loss = sum of
-  mean(o^2) over all outputs, backward, SGD-momentum step, zero grad) on the same input.
+  mean(o^2) over all outputs, backward, SGD-momentum step, zero grad) on the same input;
+  ``train_paddle_static``: the same step with forward + loss through ``paddle.jit.to_static`` (the
+  Trainer's ``train.to_static: true``).
 
 Every Paddle output is also compared with torch (relative L2 of the first output), so a fast but wrong
 path shows up in the table.
@@ -51,6 +53,8 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--infer-modes", nargs="*", default=list(INFER_MODES), choices=INFER_MODES)
     parser.add_argument("--export-shapes", choices=("dynamic", "fixed"), default="dynamic",
                         help="export with -1 batch/height/width like tools/export.py (default) or at the input shape")
+    parser.add_argument("--no-static-train", action="store_true",
+                        help="skip the to_static training step (train_paddle_static)")
     parser.add_argument("--no-train", action="store_true", help="skip the training steps")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
     args = parser.parse_args(argv)
@@ -76,15 +80,22 @@ def torch_train_step(model, inputs) -> Callable[[], None]:
     return step
 
 
-def paddle_train_step(model, inputs) -> Callable[[], None]:
+def paddle_train_step(model, inputs, static: bool = False) -> Callable[[], None]:
+    """One Paddle step; ``static``: forward + loss through ``paddle.jit.to_static`` (a static program run
+    by Paddle's executor; backward and optimizer as in dygraph), as ``train.to_static: true`` does."""
     import paddle
+
+    def forward_loss(batch: List[Any]):
+        return common.surrogate_loss(model(*batch))
+
+    loss_of = paddle.jit.to_static(forward_loss, full_graph=True) if static else forward_loss
 
     optimizer = paddle.optimizer.Momentum(learning_rate=1e-9, momentum=0.9, parameters=model.parameters(),
                                           weight_decay=1e-4)
 
     def step() -> None:
         model.train()
-        loss = common.surrogate_loss(model(*inputs))
+        loss = loss_of(list(inputs))
         loss.backward()
         optimizer.step()
         optimizer.clear_grad()
@@ -135,6 +146,8 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
     if not args.no_train:
         fns["train_torch"] = torch_train_step(torch_model, t_in)
         fns["train_paddle"] = paddle_train_step(paddle_model, p_in)
+        if not args.no_static_train:
+            fns["train_paddle_static"] = paddle_train_step(paddle_model, p_in, static=True)
 
     samples: Dict[str, List[float]] = {k: [] for k in fns}
     for round_index in range(args.warmup + args.runs):
@@ -152,14 +165,19 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
     result["seconds"] = {k: statistics.median(v) for k, v in samples.items()}
     s = result["seconds"]
     ratios = {k: s[k] / s["torch"] for k in s if k == "paddle" or k.startswith("infer_")}
-    if "train_paddle" in s:
-        ratios["train_paddle"] = s["train_paddle"] / s["train_torch"]
+    for key in ("train_paddle", "train_paddle_static"):
+        if key in s:
+            ratios[key] = s[key] / s["train_torch"]
     result["ratio_vs_torch"] = ratios
     return result
 
 
 def format_table(results: Dict[str, Dict[str, Any]], modes: List[str], train: bool) -> str:
-    cols = ["torch", "paddle"] + [f"infer_{m}" for m in modes] + (["train_torch", "train_paddle"] if train else [])
+    cols = ["torch", "paddle"] + [f"infer_{m}" for m in modes]
+    if train:
+        cols += ["train_torch", "train_paddle"]
+        if any("train_paddle_static" in {**r["seconds"], **r["errors"]} for r in results.values()):
+            cols.append("train_paddle_static")
     header = ["model", "input"] + cols
     rows = [header]
     for name, r in results.items():

@@ -272,6 +272,10 @@ def _train_check(values: Dict[str, Any]) -> List[Tuple[str, str]]:
     if has_iters == has_epochs:
         return [("iters", "give exactly one of train.iters and train.epochs "
                           f"(found {'both' if has_iters else 'neither'})")]
+    amp = values.get("amp") or {}
+    if values.get("to_static") and amp.get("level") not in (None, "O0"):
+        return [("to_static", f"train.to_static is not supported together with AMP (amp.level "
+                              f"{amp.get('level')!r}); use one of them")]
     return []
 
 
@@ -364,6 +368,9 @@ SCHEMA = Section(
                                                 doc="DataParallel: DANet's ResNet fc gets no grad"),
                 "amp": AMP,
                 "nan_check": Field("bool", True, doc="stop on a NaN/Inf loss"),
+                "to_static": Field("bool", False,
+                                   doc="run forward + loss as a paddle.jit.to_static program (faster CPU steps "
+                                       "for DASNet / FactSeg, see README Performance); single process, no AMP"),
                 "plot": Field("bool", True, doc="write loss_curve.png at the end"),
             },
             check=_train_check,
