@@ -392,10 +392,10 @@ class Trainer:
         CPU steps of DASNet and FactSeg much faster (README, Performance). Same kernels, so the losses
         equal the eager ones up to float32 rounding (tested), but dropout draws from the static program's
         own random stream, so a to_static run is not bit-identical to an eager one."""
-        task, model, loss_fn = self.task, self.model, self.loss_fn
 
         def forward_loss(inputs: List[paddle.Tensor], label: paddle.Tensor) -> Dict[str, paddle.Tensor]:
-            return task.loss_terms(loss_fn, task.forward(model, inputs), label)
+            # attributes read at call time: a replaced self.loss_fn (tests inject NaN losses) takes effect
+            return self.task.loss_terms(self.loss_fn, self.task.forward(self.model, inputs), label)
 
         if not static:
             return forward_loss
