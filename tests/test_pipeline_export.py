@@ -30,6 +30,15 @@ def _cfg(path, cfg):
     return out
 
 
+def _cd_export_config(model: str, output_index: int) -> dict:
+    """A change-detection config with no datasets: enough to build, export and check a model."""
+    return {"task": {"type": "change_detection"}, "model": {"type": model},
+            "loss": {"type": "danet_ce", "weights": [1.0]}, "dataset": {"train": None, "val": None},
+            "train": {"batch_size": 1, "iters": 1}, "optimizer": {},
+            "lr_scheduler": {"type": "constant", "base_lr": 0.1},
+            "eval": {"cd_score": "softmax", "output_index": output_index}}
+
+
 def _assert_equal_outputs(report, modes):
     for key in ["jit_load"] + [f"predictor_onednn_{m}" for m in modes]:
         entry = report[key]
@@ -63,11 +72,7 @@ def test_danet_export_matches_dygraph_at_new_shapes(tmp_path, data_root):
 
 
 def test_change_detection_export_two_inputs(tmp_path):
-    cfg = {"task": {"type": "change_detection"}, "model": {"type": "pipeline_tiny_cd"},
-           "loss": {"type": "danet_ce", "weights": [1.0]}, "dataset": {"train": None, "val": None},
-           "train": {"batch_size": 1, "iters": 1}, "optimizer": {},
-           "lr_scheduler": {"type": "constant", "base_lr": 0.1}, "eval": {"cd_score": "softmax", "output_index": 0}}
-    cfg = _cfg(str(tmp_path / "cd.yml"), cfg)
+    cfg = _cfg(str(tmp_path / "cd.yml"), _cd_export_config("pipeline_tiny_cd", output_index=0))
     model = build_model(cfg)
     task = build_task(cfg)
     info = export_model(model, task, str(tmp_path / "cd"), [None, 3, None, None], "probability", cfg)
@@ -175,11 +180,7 @@ def test_lsnet_fixed_shape_export_runs_on_the_onednn_deployment_path(tmp_path):
     pooling to NHWC, which made the oneDNN predictor fail ('the shape of scale must equal to [256]').
     The deployment path deletes that pass (export.ONEDNN_DELETED_PASSES); the predictor must run, keep
     oneDNN on, and equal dygraph within the float32 bar."""
-    cfg = {"task": {"type": "change_detection"}, "model": {"type": "lsnet"},
-           "loss": {"type": "danet_ce", "weights": [1.0]}, "dataset": {"train": None, "val": None},
-           "train": {"batch_size": 1, "iters": 1}, "optimizer": {},
-           "lr_scheduler": {"type": "constant", "base_lr": 0.1}, "eval": {"cd_score": "softmax", "output_index": -1}}
-    cfg = _cfg(str(tmp_path / "lsnet.yml"), cfg)
+    cfg = _cfg(str(tmp_path / "lsnet.yml"), _cd_export_config("lsnet", output_index=-1))
     paddle.seed(0)
     model = build_model(cfg)
     model.eval()
