@@ -109,7 +109,7 @@ def resolve_cases(names: List[str] | None) -> List[AlignCase]:
 
 
 def _load_model_cases() -> None:
-    from common.discovery import import_submodules
+    from rsrepro.discovery import import_submodules
 
     from . import models
 

@@ -39,8 +39,8 @@ def _exact_rows(torch_info: Dict[str, np.ndarray], paddle_info: Dict[str, np.nda
 
 
 def cityscapes_samples(root: str, size: str):
-    from data.cityscapes import CityscapesDataset
-    from data.transforms import danet_train_transforms
+    from rsrepro.data.cityscapes import CityscapesDataset
+    from rsrepro.data.transforms import danet_train_transforms
     from torch_ref.datasets import CityscapesSegmentation
 
     _, base, crop, seeds = CITYSCAPES_SIZES[size]
@@ -68,7 +68,7 @@ def cityscapes_samples(root: str, size: str):
 
 
 def cityscapes_check(tmp: Path, size: str, seed: int):
-    from data.synthetic import generate_cityscapes
+    from rsrepro.data.synthetic import generate_cityscapes
 
     image_size, base, crop, _ = CITYSCAPES_SIZES[size]
     root = generate_cityscapes(tmp / "cityscapes", num_train=2, num_val=2, size=image_size, seed=seed)["root"]
@@ -80,8 +80,8 @@ def cityscapes_check(tmp: Path, size: str, seed: int):
 
 def cdd_dasnet_check(tmp: Path, size: str, seed: int):
     """DASNet path: list layout, BGR minus per-time means, JPEG 0/255 labels binarised at 128."""
-    from data.cdd import CDDDataset
-    from data.synthetic import generate_cdd
+    from rsrepro.data.cdd import CDDDataset
+    from rsrepro.data.synthetic import generate_cdd
     from torch_ref.datasets.cdd import DASNetCDDReference
 
     root = generate_cdd(tmp / "cdd", num_train=0, num_val=3, num_test=0, size=256, seed=seed)["root"]
@@ -98,8 +98,8 @@ def cdd_dasnet_check(tmp: Path, size: str, seed: int):
 
 def cdd_lsnet_check(tmp: Path, size: str, seed: int):
     """LSNet path: folder layout, OUT_binary labels, raw 0-255 inputs, flips + rot90 augmentation."""
-    from data.cdd import CDDDataset
-    from data.synthetic import generate_cdd
+    from rsrepro.data.cdd import CDDDataset
+    from rsrepro.data.synthetic import generate_cdd
     from torch_ref.datasets.cdd import LSNetCDDReference
 
     root = generate_cdd(tmp / "cdd", num_train=3, num_val=0, num_test=0, size=256, seed=seed)["root"]
@@ -129,8 +129,8 @@ ISAID_SIZES = {"small": ([(200, 300), (100, 260), (180, 150)], 128, 64, 2),
 def isaid_check(tmp: Path, size: str, seed: int):
     """FactSeg path: colour masks decoded by key, windows over full images, flips + rot90 + pad, 0-255
     normalisation; val images as the official evaluation reads them (uint8, decoded masks)."""
-    from data.isaid import ISAIDDataset
-    from data.synthetic import generate_isaid
+    from rsrepro.data.isaid import ISAIDDataset
+    from rsrepro.data.synthetic import generate_isaid
     from torch_ref.datasets.isaid import ISAIDFolderReference, ISAIDPatchReference
 
     sizes, window, stride, seeds = ISAID_SIZES[size]

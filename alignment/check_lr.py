@@ -4,7 +4,7 @@ For every case's recipe schedule (and the same schedule with a linear warmup), a
 schedule type the configs use (poly, step, multistep, piecewise, with and without warmup), the
 lr of every step from Paddle's scheduler (``paddle_models.engine.build_scheduler``) is compared
 with torch's (``torch_ref.engine.optim.build_scheduler`` on a real optimizer) and with the closed
-form (``common.schedule_math.lr_at``). Bar: equal within 1e-10 at every step.
+form (``rsrepro.schedule_math.lr_at``). Bar: equal within 1e-10 at every step.
 
     python -m alignment.check_lr --model danet_r50
 """
@@ -33,8 +33,8 @@ GENERIC_SCHEDULES: Dict[str, Dict[str, Any]] = {
 def schedule_lrs(cfg: Mapping[str, Any], total: int) -> Dict[str, np.ndarray]:
     import torch
 
-    from common.schedule_math import lr_list, normalize_schedule
     from paddle_models.engine import build_scheduler as paddle_scheduler
+    from rsrepro.schedule_math import lr_list, normalize_schedule
     from torch_ref.engine.optim import build_optimizer, build_scheduler
 
     paddle_sched = paddle_scheduler(cfg, total)

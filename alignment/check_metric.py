@@ -1,6 +1,6 @@
 """Step 3: the same predictions give the same metric.
 
-Our metric code (``common/metrics.py``, what tools/eval.py and training use) is fed the same
+Our metric code (``rsrepro/metrics.py``, what tools/eval.py and training use) is fed the same
 predictions as the official-style torch references (``torch_ref/metrics.py``) and, for
 segmentation, PaddleSeg's ``metrics.mean_iou``. Segmentation: per-class intersection/union
 areas, IoU, mIoU, pixel accuracy. Change detection: per-threshold FN/FP, precision, recall, F,
@@ -53,7 +53,7 @@ def segmentation_values(case: AlignCase, seed: int):
     import torch
     from paddleseg.utils import metrics as paddleseg_metrics
 
-    from common.metrics import ConfusionMatrix
+    from rsrepro.metrics import ConfusionMatrix
     from torch_ref.metrics import SegmentationMetric
 
     ours = ConfusionMatrix(case.num_classes, ignore_index=255)
@@ -80,7 +80,7 @@ def segmentation_values(case: AlignCase, seed: int):
 def change_detection_values(case: AlignCase, seed: int):
     import torch
 
-    from common.metrics import BinaryConfusion, ThresholdSweep, dasnet_v2_thresholds
+    from rsrepro.metrics import BinaryConfusion, ThresholdSweep, dasnet_v2_thresholds
     from torch_ref.metrics import dasnet_validate, lsnet_confusion, lsnet_scores
 
     rng = np.random.RandomState(seed)
@@ -122,7 +122,7 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     for name, (ref, test) in extra.items():
         rows += _rows({"value": ref}, {"value": test}, name)
     return StepResult("metric", case.name, args.size, "float64", rows,
-                      notes=["'paddle' side = common/metrics.py (framework-free; used by Paddle training "
+                      notes=["'paddle' side = rsrepro/metrics.py (framework-free; used by Paddle training "
                              "and evaluation); 'torch' side = torch_ref/metrics.py, official-style"])
 
 

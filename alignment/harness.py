@@ -28,6 +28,8 @@ from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
 
 import numpy as np
 
+from rsrepro.outputs import flatten_outputs, to_numpy  # noqa: F401  (re-exported for the checks)
+
 from .cases import AlignCase, resolve_cases
 
 DEFAULT_OUT = Path(os.environ.get("ALIGN_OUT", "output/alignment"))
@@ -336,28 +338,6 @@ def make_batch(case: AlignCase, shape: Sequence[int], seed: int, dtype: str = "f
         inputs = [(rng.randn(*shape) * case.input_scale).astype(dtype) for _ in range(case.num_inputs)]
     labels = case.make_labels(rng, tuple(shape))
     return inputs, labels
-
-
-def to_numpy(value) -> np.ndarray:
-    if hasattr(value, "detach"):
-        return value.detach().cpu().numpy()
-    if hasattr(value, "numpy"):
-        return value.numpy()
-    return np.asarray(value)
-
-
-def flatten_outputs(outputs, prefix: str = "out") -> Dict[str, np.ndarray]:
-    """Nested tuples / lists / dicts of tensors -> {"out.0": array, "out.1.0": array, ...}."""
-    flat: Dict[str, np.ndarray] = {}
-    if isinstance(outputs, dict):
-        for key, value in outputs.items():
-            flat.update(flatten_outputs(value, f"{prefix}.{key}"))
-    elif isinstance(outputs, (list, tuple)):
-        for i, value in enumerate(outputs):
-            flat.update(flatten_outputs(value, f"{prefix}.{i}"))
-    else:
-        flat[prefix] = to_numpy(outputs)
-    return flat
 
 
 @contextlib.contextmanager

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def setup_threads(threads: int, frameworks: Sequence[str] = ("paddle", "torch")) -> None:
@@ -85,7 +82,7 @@ def build_twins(case: Case, seed: int = 0):
 
     import paddle_models
     import torch_ref
-    from alignment.convert import convert_state_dict
+    from paddle_models.convert import convert_state_dict
 
     torch.manual_seed(seed)
     torch_model = torch_ref.build_model(case.model, **case.kwargs)

@@ -19,6 +19,7 @@ to ``benchmarks/results/long_run_memory.json`` (``--out``), with the allocator a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -28,11 +29,18 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_utils as common  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the tiny registered test model
+
+
+def _pipeline_helpers() -> Any:
+    """tests/pipeline_helpers.py (registers the tiny test model), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("pipeline_helpers", ROOT / "tests" / "pipeline_helpers.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pipeline_helpers"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -65,12 +73,13 @@ def _slope(points: List[List[float]]) -> float:
 def run(args: argparse.Namespace) -> Dict[str, Any]:
     common.setup_threads(args.threads)
     import psutil
-    from pipeline_helpers import make_cityscapes, seg_config, write_config
 
-    from common.fileio import atomic_write_json
-    from paddle_models.engine.builder import load_run_config
+    from paddle_models.engine.run_config import load_run_config
     from paddle_models.engine.trainer import Trainer
+    from rsrepro.fileio import atomic_write_json
 
+    helpers = _pipeline_helpers()
+    make_cityscapes, seg_config, write_config = helpers.make_cityscapes, helpers.seg_config, helpers.write_config
     process = psutil.Process()
     scratch = tempfile.mkdtemp(prefix="long_run_memory_")
     try:

@@ -37,7 +37,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_utils as common  # noqa: E402
 
 # case -> (per-device batch, square crop) from the papers / official configs (specs/*.md)

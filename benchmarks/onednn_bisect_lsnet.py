@@ -25,13 +25,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
-from pathlib import Path
 from typing import Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_utils as common  # noqa: E402  (sets sys.path; must precede paddle)
+import bench_utils as common  # noqa: E402  (a sibling module; must precede paddle: thread setup)
 
 PREFIXES = ("stem", "x0", "level1", "x1", "backbone")
 

@@ -30,8 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_utils as common  # noqa: E402  (sets sys.path; must precede paddle/torch)
+import bench_utils as common  # noqa: E402  (a sibling module; must precede paddle/torch: thread setup)
 
 OPS = ("prelu", "prelu_as_where_conv", "relu", "batch_norm", "broadcast_multiply", "expand_multiply", "concat",
        "depthwise_conv", "depthwise_conv_bias")

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_utils as common  # noqa: E402  (sets sys.path; must precede paddle/torch)
+import bench_utils as common  # noqa: E402  (a sibling module; must precede paddle/torch: thread setup)
 
 # (batch, in, out, kernel, size): the 3x3 and 1x1 convolutions of ResNet stages at a 256-512 crop
 CONV_SHAPES = [(2, 64, 64, 3, 128), (2, 128, 128, 3, 64), (2, 256, 256, 3, 64), (2, 512, 512, 3, 32),

@@ -36,8 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_utils as common  # noqa: E402  (sets sys.path; must precede paddle/torch)
+import bench_utils as common  # noqa: E402  (a sibling module; must precede paddle/torch: thread setup)
 
 INFER_MODES = ("off", "deploy", "no_placement", "plain")
 

@@ -23,10 +23,10 @@ imports; the LSNet repository ships only a compiled copy of that file), and its 
 
 Each step always makes its first draw; the rotation angle is drawn only when the rotation fires. With
 the same generator state these are the draws the official code makes from the global ``random``.
-Official DASNet has no augmentation (``augment=None``, the default of ``data.cdd.CDDDataset``).
+Official DASNet has no augmentation (``augment=None``, the default of ``rsrepro.data.cdd.CDDDataset``).
 
 ``build_cd_augmentation(config)`` builds a pipeline from ``[{"type": Name, **options}, ...]`` or
-``{Name: options}`` (names: ``CD_TRANSFORMS.names()``), like ``data.transforms.build_transforms``.
+``{Name: options}`` (names: ``CD_TRANSFORMS.names()``), like ``rsrepro.data.transforms.build_transforms``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 
-from common.registry import Registry
+from rsrepro.registry import Registry
 
 from .errors import DatasetError, TransformConfigError
 from .transforms import _check_prob, _config_steps

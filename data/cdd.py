@@ -26,7 +26,7 @@ encodings give a warning with the counts. A 0-255 label with many mid values (64
 noise) warns above ``MID_WARN_FRACTION`` and is an error above ``MID_ERROR_FRACTION`` of its pixels (a
 photo or a soft map picked as the label).
 
-Preprocessing and augmentation: see ``data.cd_transforms`` ("dasnet": BGR minus per-time mean;
+Preprocessing and augmentation: see ``rsrepro.data.cd_transforms`` ("dasnet": BGR minus per-time mean;
 "lsnet": raw 0-255 floats; augmentation off by default, "lsnet" = flips + rot90).
 
 ``dataset[i]`` returns ``(t0 float32 3xHxW, t1 float32 3xHxW, label int64 HxW in {0, 1})``; ``files``
@@ -59,6 +59,7 @@ import numpy as np
 from .cd_transforms import PREPROCESSING, build_cd_augmentation, lsnet_augmentation, resolve_means
 from .errors import DatasetError
 from .io import read_image, read_mask
+from .registry import DATASETS
 from .seeding import EpochSeededSamples
 
 __all__ = [
@@ -321,6 +322,7 @@ def _size(array: np.ndarray) -> str:
     return f"{array.shape[1]}x{array.shape[0]}"
 
 
+@DATASETS.register("cdd")
 class CDDDataset(EpochSeededSamples):
     """CDD-style change detection pairs for DASNet, DASNet-V2 and LSNet, returning numpy arrays.
 
@@ -338,7 +340,7 @@ class CDDDataset(EpochSeededSamples):
             ``label_dir`` other than "OUT" with ``layout="list"`` is an error.
         preprocessing (str): "dasnet" (default: RGB -> BGR minus per-time mean) or "lsnet" (raw 0-255).
         means: "cdd" (default), "bcdd" or ``((b, g, r) T0, (b, g, r) T1)``; used by "dasnet" only.
-        augment: None (default, as official DASNet), "lsnet" (flips + rot90, ``data.cd_transforms``), a
+        augment: None (default, as official DASNet), "lsnet" (flips + rot90, ``rsrepro.data.cd_transforms``), a
             config list/dict for ``build_cd_augmentation``, or a callable ``(t0, t1, label, rng)``.
         threshold (int): a 0-255 label is changed where value >= threshold. Default 128; 2 reproduces the
             2025 official DASNet (``label > 1``).
@@ -640,6 +642,7 @@ class CDDDataset(EpochSeededSamples):
         )
 
 
+@DATASETS.register("levir")
 class LEVIRCDDataset(CDDDataset):
     """LEVIR-CD: ``<root>/<split>/{A,B,label}/*.png`` (1024x1024, labels 0/255), folder layout.
 

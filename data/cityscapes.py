@@ -36,6 +36,7 @@ import numpy as np
 
 from .errors import DatasetError
 from .io import read_image, read_label
+from .registry import DATASETS
 from .seeding import EpochSeededSamples
 from .transforms import build_transforms, danet_train_transforms, val_transforms
 
@@ -337,6 +338,7 @@ def load_train_ids(pair: CityscapesPair, image_shape: Tuple[int, ...] | None = N
 TransformFn = Callable[..., Tuple[np.ndarray, np.ndarray | None]]
 
 
+@DATASETS.register("cityscapes")
 class CityscapesDataset(EpochSeededSamples):
     """Cityscapes (19 classes) for DANet, returning numpy arrays.
 
@@ -350,7 +352,7 @@ class CityscapesDataset(EpochSeededSamples):
             walk the split folder.
         label_type (str): "auto" (default), "labelIds", "trainIds" (alias "labelTrainIds").
         transform: callable ``(image uint8 HWC, trainIds uint8 HW, rng) -> (image, label)``, or a
-            transform config (list / dict, see ``data.transforms.build_transforms``). Default None:
+            transform config (list / dict, see ``rsrepro.data.transforms.build_transforms``). Default None:
             ``danet_train_transforms(base_size, crop_size)`` in train mode, ``val_transforms()``
             (normalise only, full resolution) in val mode.
         base_size (int): base size of the default train transform. Default 1024 (official README).

@@ -10,12 +10,16 @@ are the ones the official pipeline sees. Two differences, both on purpose:
   which Pillow fills the missing rows with black and says nothing. When it is True, the file is first
   checked with ``Image.verify()`` (chunk structure and CRCs), which still raises on truncation.
   (OpenCV's ``cv2.imread`` returns None for the same files, but gives no reason.)
+
+``list_images`` / ``pair_images`` find the image files (and the t0 / t1 pairs, matched by file name) that
+tools/predict.py and tools/infer.py run on.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from typing import List, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
@@ -168,3 +172,33 @@ def read_mask(path: PathLike, allow_rgb: bool = False) -> np.ndarray:
         )
     image = _open_decoded(name, "label").convert("RGB")
     return np.array(image, dtype=np.uint8)[:, :, 2]
+
+
+# image files that list_images picks up in a folder
+IMAGE_FILE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def list_images(paths: Sequence[str]) -> List[str]:
+    """Image files given directly or found (recursively, sorted) in the given folders."""
+    found: List[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, _, names in sorted(os.walk(path)):
+                found += [os.path.join(folder, n) for n in sorted(names) if n.lower().endswith(IMAGE_FILE_EXTENSIONS)]
+        elif os.path.isfile(path):
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such image or folder: {path}")
+    if not found:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_FILE_EXTENSIONS)}) in {list(paths)}")
+    return found
+
+
+def pair_images(t0: Sequence[str], t1: Sequence[str]) -> List[Tuple[str, str]]:
+    """Pairs of (t0, t1) files matched by file name."""
+    first = {os.path.basename(p): p for p in list_images(t0)}
+    second = {os.path.basename(p): p for p in list_images(t1)}
+    missing = sorted(set(first) ^ set(second))
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} image(s) without a partner in the other time, e.g. {missing[:3]}")
+    return [(first[name], second[name]) for name in sorted(first)]

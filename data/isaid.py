@@ -8,13 +8,13 @@ Layout read (the real one; shared/specs/datasets.md)::
         or next to the image in images/                                        (mixed folder)
 
 ``*_instance_id_RGB.png`` instance masks may sit in the same folders; they are skipped. Masks are
-decoded by ``common.isaid.decode_color_mask`` (official key R + 2G + 3B; colours outside the palette
+decoded by ``rsrepro.isaid.decode_color_mask`` (official key R + 2G + 3B; colours outside the palette
 become 0 as in the official code) and every file that holds such colours is REPORTED: a warning with
 the pixel count and the file (``on_unknown="warn"``, default, once per file and process), an error
 (``"error"``), or nothing (``"ignore"``).
 
 Training samples (official ``PatchBasedDataset`` + iSAID config): every ``window`` x ``window`` window at
-stride ``stride`` over the FULL image (``common.factseg_windows``: last window shifted inward, a side
+stride ``stride`` over the FULL image (``rsrepro.factseg_windows``: last window shifted inward, a side
 shorter than the window gives one window of its length), in image order then window order (rows,
 then columns); transforms ``factseg_train_transforms``: h-flip 0.5, v-flip 0.5, rot90 x k with k drawn
 from (0, 1, 2, 3), pad bottom/right to the window (image 0, label 255), then ``(x - mean) / std`` on the
@@ -45,9 +45,9 @@ from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-from common.factseg_windows import factseg_windows
-from common.isaid import CLASS_NAMES as FACTSEG_CLASS_NAMES
-from common.isaid import (
+from rsrepro.factseg_windows import factseg_windows
+from rsrepro.isaid import CLASS_NAMES as FACTSEG_CLASS_NAMES
+from rsrepro.isaid import (
     DEVKIT_CLASS_NAMES,
     IGNORE_INDEX,
     MEAN,
@@ -60,6 +60,7 @@ from common.isaid import (
 
 from .errors import DatasetError, TransformConfigError
 from .io import read_image
+from .registry import DATASETS
 from .seeding import EpochSeededSamples
 from .transforms import TRANSFORMS, Compose, PadToCrop, RandomHorizontalFlip, build_transforms
 from .transforms import _check_prob as check_prob
@@ -257,6 +258,7 @@ def factseg_val_transforms() -> Compose:
 
 
 # -------------------------------------------------------------------------------------- dataset
+@DATASETS.register("isaid")
 class ISAIDDataset(EpochSeededSamples):
     """iSAID (16 classes) for FactSeg, returning numpy arrays.
 
@@ -279,9 +281,11 @@ class ISAIDDataset(EpochSeededSamples):
 
     NUM_CLASSES = NUM_CLASSES
     IGNORE_INDEX = IGNORE_INDEX
-    CLASS_NAMES = DEVKIT_CLASS_NAMES  # per-class tables use the devkit names (common.isaid.NAMING_NOTE)
+    CLASS_NAMES = DEVKIT_CLASS_NAMES  # per-class tables use the devkit names (rsrepro.isaid.NAMING_NOTE)
     FACTSEG_CLASS_NAMES = FACTSEG_CLASS_NAMES
     PALETTE = PALETTE
+    # the validation pipeline when none is configured (normalisation of deploy.yml, tools/predict.py)
+    default_val_transforms = staticmethod(factseg_val_transforms)
 
     def __init__(self, root: str, split: str = "train", mode: str | None = None, window: int = 896,
                  stride: int = 512, transform: Any = None, seed: int | None = None, on_unknown: str = "warn",

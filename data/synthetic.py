@@ -8,13 +8,13 @@ per image, so a small segmentation network can fit it.
 
 Command line (one entry per dataset; add yours to ``DATASETS``)::
 
-    python -m data.synthetic --dataset cityscapes --out DIR [--num_train 8] [--num_val 4]
+    python -m rsrepro.data.synthetic --dataset cityscapes --out DIR [--num_train 8] [--num_val 4]
         [--height 128] [--width 256] [--seed 0] [--label_type labelIds] [--cities aachen bremen]
-    python -m data.synthetic --dataset cdd --out DIR [--num_train 8] [--num_val 4] [--num_test 4]
+    python -m rsrepro.data.synthetic --dataset cdd --out DIR [--num_train 8] [--num_val 4] [--num_test 4]
         [--size 256] [--seed 0] [--label_format jpg0255|png01] [--no_binary] [--no_lists]
-    python -m data.synthetic --dataset levir --out DIR [--num_train 4] [--num_val 2] [--num_test 2]
+    python -m rsrepro.data.synthetic --dataset levir --out DIR [--num_train 4] [--num_val 2] [--num_test 2]
         [--size 1024] [--seed 0]
-    python -m data.synthetic --dataset isaid --out DIR [--num_train 2] [--num_val 2] [--height 1000]
+    python -m rsrepro.data.synthetic --dataset isaid --out DIR [--num_train 2] [--num_val 2] [--height 1000]
         [--width 1200] [--min_objects 24] [--max_objects 48] [--unknown_pixels 0] [--seed 0]
 """
 
@@ -741,7 +741,7 @@ def generate_isaid(
     Per image ``P{n:04d}`` (n counts over both splits, as DOTA numbers its images):
 
     - ``<split>/images/P0000.png``: 8-bit RGB aerial scene;
-    - ``<split>/masks/P0000_instance_color_RGB.png``: semantic colour mask (``common.isaid.PALETTE``);
+    - ``<split>/masks/P0000_instance_color_RGB.png``: semantic colour mask (``rsrepro.isaid.PALETTE``);
     - ``<split>/masks/P0000_instance_id_RGB.png``: instance ids as RGB (R + 256 G).
 
     Args:
@@ -754,7 +754,7 @@ def generate_isaid(
 
     Returns a dict: ``root``, ``files`` (split -> list of dicts of written paths), ``seconds``.
     """
-    from common.isaid import encode_color_mask
+    from rsrepro.isaid import encode_color_mask
 
     start = time.perf_counter()
     root = os.fspath(root)
@@ -811,11 +811,11 @@ DATASETS["isaid"] = (_isaid_arguments, _isaid_run)
 
 
 def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
-    """``python -m data.synthetic --dataset NAME --out DIR [dataset options]``."""
+    """``python -m rsrepro.data.synthetic --dataset NAME --out DIR [dataset options]``."""
     first = argparse.ArgumentParser(add_help=False)
     first.add_argument("--dataset", choices=sorted(DATASETS))
     known, _ = first.parse_known_args(argv)
-    parser = argparse.ArgumentParser(prog="python -m data.synthetic", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rsrepro.data.synthetic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS), help="dataset layout to write")
     parser.add_argument("--out", required=True, help="output root folder")
     if known.dataset:

@@ -44,7 +44,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-from common.registry import Registry
+from rsrepro.registry import Registry
 
 from .errors import TransformConfigError
 

@@ -22,7 +22,7 @@ Ablation (README "EXP3": without SAM and CAM, everything else unchanged; no code
 ``use_pam=False`` / ``use_cam=False`` put an identity where ``CNN.head.sa`` / ``CNN.head.sc`` was. The
 branch keeps conv5a/conv51/conv6 (resp. conv5c/conv52/conv7), so there are still three embeddings and
 three loss terms, and every other state-dict key is unchanged: a full checkpoint loads after removing
-``common.dasnet.ablation_dropped_keys`` (``CNN.head.sa.*`` = 4 tensors + gamma, ``CNN.head.sc.gamma``).
+``rsrepro.dasnet.ablation_dropped_keys`` (``CNN.head.sa.*`` = 4 tensors + gamma, ``CNN.head.sc.gamma``).
 
 Deviations from the official code: none in the model.
 """

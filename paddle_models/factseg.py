@@ -37,7 +37,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from common.factseg import (
+from rsrepro.factseg import (
     DECODER_OUT_CHANNELS,
     FPN_IN_CHANNELS,
     FPN_OUT_CHANNELS,

@@ -16,8 +16,8 @@ import yaml
 from paddle import nn
 
 import paddle_models
-from data.synthetic import generate_cityscapes
-from paddle_models.engine.builder import DATASETS
+from rsrepro.data import DATASETS
+from rsrepro.data.synthetic import generate_cityscapes
 
 
 class TinySeg(nn.Layer):

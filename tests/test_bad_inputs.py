@@ -24,20 +24,20 @@ from pipeline_helpers import seg_config, write_config
 
 import paddle_models
 from alignment.convert import ConversionError, load_torch_checkpoint
-from common.config import ConfigError, load_config
-from data.cdd import CDDDataset
-from data.cityscapes import CityscapesDataset
-from data.errors import DatasetError
-from data.isaid import ISAIDDataset
-from data.transforms import danet_train_transforms
-from paddle_models.engine.builder import check_run_config, load_run_config
 from paddle_models.engine.checkpoint import CheckpointError, load_checkpoint
+from paddle_models.engine.cli import EXIT_CONFIG, run_cli
+from paddle_models.engine.run_config import check_run_config, load_run_config
 from paddle_models.engine.trainer import Trainer, TrainingDivergedError
+from rsrepro.config import ConfigError, load_config
+from rsrepro.data.cdd import CDDDataset
+from rsrepro.data.cityscapes import CityscapesDataset
+from rsrepro.data.errors import DatasetError
+from rsrepro.data.isaid import ISAIDDataset
+from rsrepro.data.transforms import danet_train_transforms
 from tools import convert_weights, prepare_cdd_binary, prepare_isaid_patches
 from tools import eval as eval_tool
 from tools import predict as predict_tool
 from tools import train as train_tool
-from tools._cli import EXIT_CONFIG, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 H, W = 8, 16  # every hand-made image

@@ -7,15 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import bench_utils  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
+import profile_infer
 import pytest
 
+from paddle_models.engine.export import ONEDNN_DELETED_PASSES
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-
-import bench_utils  # noqa: E402
-import profile_infer  # noqa: E402
-
-from paddle_models.engine.export import ONEDNN_DELETED_PASSES  # noqa: E402
 
 REPORT = """------------------------->     Profiling Report     <-------------------------
 Event                                  Calls       Total       Min.        Max.        Ave.        Ratio.

@@ -13,7 +13,7 @@ import torch
 import paddle_models
 import torch_ref
 from alignment.convert import convert_state_dict
-from common.resnet_rules import layer_dilations
+from rsrepro.resnet_rules import layer_dilations
 
 # Official state-dict keys and shapes (from the released checkpoints / official module trees).
 OFFICIAL = json.loads((Path(__file__).resolve().parents[1] / "alignment" / "reference" / "official_keys.json")

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import paddle_models
 import torch_ref
 from alignment.convert import convert_state_dict
-from common.dasnet import ablation_dropped_keys
 from paddle_models import dasnet as paddle_dasnet
 from paddle_models.layers.resize import exact_float64_resize
+from rsrepro.dasnet import ablation_dropped_keys
 from torch_ref import dasnet as torch_dasnet
 
 OFFICIAL = json.loads((Path(__file__).resolve().parents[1] / "alignment" / "reference" / "official_keys.json")

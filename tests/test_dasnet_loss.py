@@ -9,8 +9,8 @@ import torch
 
 import paddle_models
 import torch_ref
-from common.dasnet import V2_CLASS_WEIGHTS, contrastive_config
 from paddle_models.layers.resize import align_corners_weights, exact_float64_resize
+from rsrepro.dasnet import V2_CLASS_WEIGHTS, contrastive_config
 
 RNG = np.random.RandomState(0)
 # Embeddings at 9x9 (unit vectors, as the model outputs) and 72x72 labels: 72 -> 9 makes soft labels.

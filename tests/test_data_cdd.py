@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from data.cd_transforms import CD_TRANSFORMS, MEANS_BGR, RandomPairRot90
-from data.cdd import (
+from rsrepro.data.cd_transforms import CD_TRANSFORMS, MEANS_BGR, RandomPairRot90
+from rsrepro.data.cdd import (
     CDDDataset,
     LEVIRCDDataset,
     binarize_label,
@@ -26,9 +26,9 @@ from data.cdd import (
     inspect_label,
     otsu_binarize,
 )
-from data.errors import DatasetError, TransformConfigError
-from data.synthetic import change_pair, generate_cdd, generate_levir
-from data.synthetic import main as synthetic_main
+from rsrepro.data.errors import DatasetError, TransformConfigError
+from rsrepro.data.synthetic import change_pair, generate_cdd, generate_levir
+from rsrepro.data.synthetic import main as synthetic_main
 from tools.prepare_cdd_binary import main as prepare_main
 from torch_ref.datasets.cdd import BCDD_MEANS, DASNetCDDReference, LSNetCDDReference
 
@@ -172,13 +172,13 @@ def test_auto_layout_rules(cdd):
 
 
 def test_label_encoding_is_detected_and_reported(cdd, cdd01, caplog):
-    with caplog.at_level(logging.INFO, logger="data.cdd"):
+    with caplog.at_level(logging.INFO, logger="rsrepro.data.cdd"):
         raw = CDDDataset(cdd["root"], "train")
         zero_one = CDDDataset(cdd01["root"], "train")
     assert (raw.label_encoding, zero_one.label_encoding) == ("0-255", "0-1")
     assert raw.encoding_counts == {"0-255": 4, "0-1": 0, "blank": 0}
     assert zero_one.encoding_counts["0-1"] == 4
-    messages = [r.getMessage() for r in caplog.records if r.name == "data.cdd"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "rsrepro.data.cdd"]
     assert any("label encoding 0-255" in m and "4 of 4" in m for m in messages), messages
     assert any("label encoding 0-1" in m for m in messages), messages
     assert CDDDataset.lsnet(cdd["root"], "train").label_encoding == "0-255"  # OUT_binary PNGs

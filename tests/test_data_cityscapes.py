@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from data import CityscapesDataset, DatasetError, TransformConfigError, read_image, read_label
-from data.cityscapes import (
+from rsrepro.data import CityscapesDataset, DatasetError, TransformConfigError, read_image, read_label
+from rsrepro.data.cityscapes import (
     CLASS_NAMES,
     LABEL_ID_COLORS,
     LABEL_ID_TO_TRAIN_ID,
@@ -22,8 +22,8 @@ from data.cityscapes import (
     PALETTE,
     find_cityscapes_pairs,
 )
-from data.synthetic import generate_cityscapes, main
-from data.transforms import (
+from rsrepro.data.synthetic import generate_cityscapes, main
+from rsrepro.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     TRANSFORMS,

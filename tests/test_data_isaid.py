@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.factseg_windows import factseg_windows
-from common.isaid import (
+from rsrepro.data.errors import DatasetError
+from rsrepro.data.isaid import ISAIDDataset, NormalizePixels, RandomRotate90K, find_isaid_pairs, read_isaid_mask
+from rsrepro.data.synthetic import generate_isaid
+from rsrepro.factseg_windows import factseg_windows
+from rsrepro.isaid import (
     CLASS_NAMES,
     DEVKIT_CLASS_NAMES,
     PALETTE,
@@ -20,9 +23,6 @@ from common.isaid import (
     decode_color_mask,
     encode_color_mask,
 )
-from data.errors import DatasetError
-from data.isaid import ISAIDDataset, NormalizePixels, RandomRotate90K, find_isaid_pairs, read_isaid_mask
-from data.synthetic import generate_isaid
 from torch_ref.datasets.isaid import ISAIDFolderReference, ISAIDPatchReference, remove_color_map, sliding_window
 
 SIZES = [(200, 300), (100, 260), (180, 150)]  # two train images (one shorter than the window), one val

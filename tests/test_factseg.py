@@ -13,8 +13,8 @@ import torch
 import paddle_models
 import torch_ref
 from alignment.convert import convert_state_dict
-from common.factseg import decoder_plan, torchvision_to_factseg
 from paddle_models.losses import factseg_joint as pj
+from rsrepro.factseg import decoder_plan, torchvision_to_factseg
 from torch_ref.losses import factseg_joint as tj
 from torch_ref.losses.factseg_joint import official_joint_loss
 

@@ -9,11 +9,11 @@ import numpy as np
 import paddle
 import pytest
 
-import common.factseg_windows as old_names
-from common.windows import WINDOW_RULES, factseg_window_rows, factseg_windows
-from common.windows import factseg_axis_windows as axis_windows
-from common.windows import factseg_max_coverage as max_coverage
+import rsrepro.factseg_windows as old_names
 from paddle_models.engine.factseg_eval import FactSegSlidingWindow, evaluate_isaid, format_iou_table
+from rsrepro.windows import WINDOW_RULES, factseg_window_rows, factseg_windows
+from rsrepro.windows import factseg_axis_windows as axis_windows
+from rsrepro.windows import factseg_max_coverage as max_coverage
 from torch_ref.datasets.isaid import sliding_window
 
 
@@ -50,9 +50,9 @@ def test_window_rule_equals_official_one_implementation():
     # the engine's rule table, the training windows and the old module names are this one function
     assert WINDOW_RULES["factseg"] is factseg_windows and old_names.factseg_windows is factseg_windows
     assert old_names.axis_windows is axis_windows and old_names.window_rows is factseg_window_rows
-    import data.isaid
+    import rsrepro.data.isaid
 
-    assert data.isaid.factseg_windows is factseg_windows
+    assert rsrepro.data.isaid.factseg_windows is factseg_windows
     assert axis_windows(800) == [(0, 800)]
     assert axis_windows(1000) == [(0, 896), (104, 1000)]
     assert axis_windows(2000) == [(0, 896), (512, 1408), (1024, 1920), (1104, 2000)]
@@ -93,7 +93,7 @@ def test_streaming_equals_full_canvas_small_windows_and_ties(tiny):
 def test_normalised_float_images_give_the_same_labels(tiny):
     """A dataset that already normalised (NormalizePixels, float32 3xHxW) streams the same windows and
     labels as the raw uint8 image normalised per window."""
-    from data.isaid import NormalizePixels
+    from rsrepro.data.isaid import NormalizePixels
 
     image = (np.random.RandomState(9).rand(150, 210, 3) * 255).astype(np.uint8)
     normalised, _ = NormalizePixels()(image, None)
@@ -126,8 +126,8 @@ def test_windows_are_zero_padded_after_normalisation():
 
 def test_evaluate_isaid_with_factseg_model(tmp_path):
     import paddle_models
-    from data.isaid import ISAIDDataset
-    from data.synthetic import generate_isaid
+    from rsrepro.data.isaid import ISAIDDataset
+    from rsrepro.data.synthetic import generate_isaid
 
     root = generate_isaid(tmp_path, num_train=0, num_val=2, sizes=[(96, 160), (64, 64)], num_objects=(4, 6))["root"]
     paddle.seed(1)

@@ -1,7 +1,7 @@
 """Interrupted training and determinism (GitHub issue 8).
 
 ``tools/train.py`` runs in a subprocess and is SIGKILLed at exact points, reached through the test-only
-hook ``common.fileio.pause_point`` (``$PADDLE_RS_TEST_PAUSE_AT``: the process writes a marker file and
+hook ``rsrepro.fileio.pause_point`` (``$PADDLE_RS_TEST_PAUSE_AT``: the process writes a marker file and
 sleeps there):
 
 - ``mid-iter:3``: gradients of iteration 3 computed, optimizer step not taken;
@@ -32,16 +32,17 @@ import numpy as np
 import pytest
 from pipeline_helpers import make_cityscapes, seg_config, train_records, write_config
 
-from common.fileio import PAUSE_ENV, PAUSE_MARKER_ENV
-from paddle_models.engine.builder import load_run_config
 from paddle_models.engine.checkpoint import load_checkpoint, resolve_checkpoint
+from paddle_models.engine.run_config import load_run_config
 from paddle_models.engine.trainer import Trainer
+from rsrepro.fileio import PAUSE_ENV, PAUSE_MARKER_ENV
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TESTS = os.path.join(REPO, "tests")
-LAUNCH = ("import runpy, sys; sys.path.insert(0, {tests!r}); import pipeline_helpers; "
+# tools/train.py after the test helpers have registered the tiny model (tests/ is on the child's PYTHONPATH)
+LAUNCH = ("import runpy, sys; import pipeline_helpers; "
           "sys.argv = ['tools/train.py'] + sys.argv[1:]; runpy.run_path({train!r}, run_name='__main__')"
-          ).format(tests=TESTS, train=os.path.join(REPO, "tools", "train.py"))
+          ).format(train=os.path.join(REPO, "tools", "train.py"))
 ITERS = 8
 
 
@@ -57,7 +58,7 @@ def config(tmp_path_factory):
 
 def _env(pause: str | None, marker: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in (PAUSE_ENV, PAUSE_MARKER_ENV)}
-    env.update(PYTHONPATH=REPO, OMP_NUM_THREADS="1", GLOG_minloglevel="2", CUDA_VISIBLE_DEVICES="")
+    env.update(PYTHONPATH=TESTS, OMP_NUM_THREADS="1", GLOG_minloglevel="2", CUDA_VISIBLE_DEVICES="")
     if pause:
         env.update({PAUSE_ENV: pause, PAUSE_MARKER_ENV: marker})
     return env

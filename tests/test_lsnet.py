@@ -13,8 +13,8 @@ import torch
 import paddle_models
 import torch_ref
 from alignment.convert import convert_state_dict
-from common.lsnet import VARIANTS
 from paddle_models.layers.resize import exact_float64_resize
+from rsrepro.lsnet import VARIANTS
 
 OFFICIAL_KEYS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              "alignment", "reference", "official_keys.json")

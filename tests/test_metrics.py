@@ -1,4 +1,4 @@
-"""Metrics (common/metrics.py) against explicit loops, the torch references and PaddleSeg; file writing."""
+"""Metrics (rsrepro/metrics.py) against explicit loops, the torch references and PaddleSeg; file writing."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from common import fileio
-from common.fileio import atomic_save, atomic_write_json, atomic_write_text
-from common.metrics import (
+from rsrepro import fileio
+from rsrepro.fileio import atomic_save, atomic_write_json, atomic_write_text
+from rsrepro.metrics import (
     BinaryConfusion,
     ConfusionMatrix,
     ThresholdSweep,
@@ -478,4 +478,4 @@ def test_torch_ref_metrics_registers_nothing_and_has_no_paddle():
     imported |= {
         (node.module or "").split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
     }
-    assert "paddle" not in imported and "common" not in imported  # independent of common/metrics.py
+    assert "paddle" not in imported and "rsrepro" not in imported  # independent of rsrepro/metrics.py

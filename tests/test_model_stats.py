@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from common.model_stats import (
+from rsrepro.model_stats import (
     LayerCall,
     StatsConfig,
     configs_for,

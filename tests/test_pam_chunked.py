@@ -79,14 +79,32 @@ def data(dtype: str):
     return x, upstream
 
 
+def float64_twin(side: str, module):
+    """The same weights in float64 (the rounding-free reference of a float32 module)."""
+    if side == "torch":
+        twin = make_torch("float64")
+        twin.load_state_dict({k: v.double() for k, v in module.state_dict().items()})
+        return twin
+    twin = make_paddle("float64")
+    twin.set_state_dict({k: paddle.to_tensor(v.numpy().astype("float64")) for k, v in module.state_dict().items()})
+    return twin
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("side", ["torch", "paddle"])
 def test_chunked_equals_plain_outputs_and_gradients(side, dtype):
+    torch.manual_seed(0)
+    paddle.seed(0)
     x, upstream = data(dtype)
     module = make_torch(dtype) if side == "torch" else make_paddle(dtype)
     run = torch_run if side == "torch" else paddle_run
     plain = run(module, x, upstream)
     assert set(plain) >= {"out", "dx", "gamma", "query_conv.weight", "key_conv.bias", "value_conv.weight"}
+    # float32: chunking changes the summation order, so the bar is the plain form's own rounding error
+    # (against the float64 run of the same weights) where that exceeds TOL -- the bias gradients are
+    # sums over all N x N energies with heavy cancellation, and their float32 noise is several 1e-6.
+    truth = run(float64_twin(side, module), x.astype("float64"), upstream.astype("float64")) \
+        if dtype == "float32" else plain
     for chunk in CHUNKS:
         module.query_chunk = chunk
         chunked = run(module, x, upstream)
@@ -94,9 +112,11 @@ def test_chunked_equals_plain_outputs_and_gradients(side, dtype):
             # The key bias gradient is zero in exact arithmetic (a per-row constant shift of the
             # energy leaves the softmax unchanged): both are rounding noise, so measure it against
             # the key weight gradient's scale instead of its own.
-            scale = plain["key_conv.weight"] if name == "key_conv.bias" else plain[name]
-            err = float(np.abs(chunked[name] - plain[name]).max() / np.abs(scale).max())
-            assert err <= TOL[dtype], f"{side} {dtype} chunk {chunk} {name}: rel {err:.2e}"
+            scale = np.abs(plain["key_conv.weight"] if name == "key_conv.bias" else plain[name]).max()
+            err = float(np.abs(chunked[name] - plain[name]).max() / scale)
+            floor = float(np.abs(plain[name] - truth[name]).max() / scale)
+            bar = max(TOL[dtype], 2 * floor)
+            assert err <= bar, f"{side} {dtype} chunk {chunk} {name}: {err:.2e} > {bar:.2e} (plain: {floor:.1e})"
         module.query_chunk = None
 
 

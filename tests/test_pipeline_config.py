@@ -1,4 +1,4 @@
-"""Run configs (common/config.py + engine/builder.py): inheritance, overrides, up-front errors."""
+"""Run configs (rsrepro/config.py + engine/builder.py): inheritance, overrides, up-front errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 import pytest
 from pipeline_helpers import make_cityscapes, seg_config, write_config
 
-from common.config import ConfigError, apply_overrides, load_config, validate
-from paddle_models.engine.builder import load_run_config
+from paddle_models.engine.run_config import load_run_config
+from rsrepro.config import ConfigError, apply_overrides, load_config, validate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -173,8 +173,8 @@ def test_shipped_configs_resolve(tmp_path):
 
 
 def test_cli_reports_config_error_and_exit_code(tmp_path, data_root, capsys):
+    from paddle_models.engine.cli import EXIT_CONFIG, run_cli
     from tools import train
-    from tools._cli import EXIT_CONFIG, run_cli
 
     cfg = seg_config(data_root)
     cfg["train"]["batch_sise"] = 2

@@ -13,21 +13,21 @@ import torch
 import torch.nn.functional as TF
 from pipeline_helpers import TinyCD
 
-from common.metrics import BinaryConfusion, ConfusionMatrix, ThresholdSweep
-from common.windows import (
-    danet_padded_size,
-    danet_scaled_size,
-    danet_stride,
-    danet_windows,
-    factseg_windows,
-    window_coverage,
-)
 from paddle_models.engine.evaluator import (
     ChangeDetectionEvaluator,
     SegmentationEvaluator,
     SegProtocol,
     predict_scores,
     window_scores,
+)
+from rsrepro.metrics import BinaryConfusion, ConfusionMatrix, ThresholdSweep
+from rsrepro.windows import (
+    danet_padded_size,
+    danet_scaled_size,
+    danet_stride,
+    danet_windows,
+    factseg_windows,
+    window_coverage,
 )
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -10,10 +10,11 @@ import paddle
 import pytest
 from pipeline_helpers import make_cityscapes, seg_config, write_config
 
-from common.config import load_config
-from paddle_models.engine.builder import build_model, check_run_config
+from paddle_models.engine.builder import build_model
 from paddle_models.engine.export import check_export, create_predictor, export_model, run_predictor
+from paddle_models.engine.run_config import check_run_config
 from paddle_models.engine.tasks import build_task
+from rsrepro.config import load_config
 
 # float32 rounding of fused / reordered kernels: the forward bar of the alignment harness
 REL_BAR = 1e-5

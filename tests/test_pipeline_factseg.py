@@ -16,7 +16,9 @@ import paddle
 import pytest
 from PIL import Image
 
-from common.isaid import DEVKIT_CLASS_NAMES, MEAN, STD
+from paddle_models.engine import infer as engine_infer
+from paddle_models.engine import predict as engine_predict
+from rsrepro.isaid import DEVKIT_CLASS_NAMES, MEAN, STD
 from torch_ref.datasets.isaid import sliding_window
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -33,7 +35,7 @@ def _overrides(root: str, work: str) -> list:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from data.synthetic import generate_isaid
+    from rsrepro.data.synthetic import generate_isaid
     from tools import train as train_tool
 
     base = tmp_path_factory.mktemp("factseg")
@@ -46,7 +48,9 @@ def run(tmp_path_factory):
 
 
 def _model(run, weights):
-    from paddle_models.engine.builder import build_model, load_run_config, load_weights
+    from paddle_models.engine.builder import build_model
+    from paddle_models.engine.run_config import load_run_config
+    from paddle_models.engine.weights import load_weights
 
     cfg = load_run_config(CONFIG, run["opts"])
     model = build_model(cfg)
@@ -90,10 +94,10 @@ def exported(run, best):
 @pytest.fixture(scope="module")
 def evaluated(run, best):
     """Label maps of tools/eval.py's evaluator (the task's FactSegEvaluator on the val dataset), by stem."""
-    from common.metrics import ConfusionMatrix
     from paddle_models.engine.builder import build_dataset
     from paddle_models.engine.factseg_eval import FactSegEvaluator
     from paddle_models.engine.tasks import build_task
+    from rsrepro.metrics import ConfusionMatrix
 
     cfg, model = _model(run, best)
     dataset = build_dataset(cfg, "val")
@@ -113,8 +117,9 @@ def _read_rgb(run, stem):
 
 
 def test_train_checkpoint_best_model_and_factseg_eval_json(run):
-    from paddle_models.engine.builder import build_dataset, load_run_config
+    from paddle_models.engine.builder import build_dataset
     from paddle_models.engine.factseg_eval import FactSegEvaluator
+    from paddle_models.engine.run_config import load_run_config
     from paddle_models.engine.tasks import build_task
 
     cfg = load_run_config(CONFIG, run["opts"])
@@ -143,8 +148,8 @@ def test_train_checkpoint_best_model_and_factseg_eval_json(run):
 
 
 def test_eval_tool_streaming_equals_brute_force_full_canvas(run):
-    from data.isaid import NormalizePixels
     from paddle_models.engine.tasks import build_task
+    from rsrepro.data.isaid import NormalizePixels
     from tools import eval as eval_tool
 
     best = json.load(open(os.path.join(run["work"], "best_model.json")))["path"]
@@ -161,7 +166,7 @@ def test_eval_tool_streaming_equals_brute_force_full_canvas(run):
         image = np.asarray(Image.open(os.path.join(run["root"], "val", "images", f"{stem}.png")).convert("RGB"))
         assert image.shape[:2] == size
         mask = np.asarray(Image.open(os.path.join(run["root"], "val", "masks", f"{stem}_instance_color_RGB.png")))
-        from common.isaid import decode_color_mask
+        from rsrepro.isaid import decode_color_mask
 
         truth, _ = decode_color_mask(mask)
         pred = _brute_force_labels(model, image)
@@ -180,9 +185,9 @@ def test_eval_tool_streaming_equals_brute_force_full_canvas(run):
 def test_export_and_infer_equal_dygraph(run, best, exported, evaluated):
     import yaml
 
-    from data.isaid import NormalizePixels
     from paddle_models.engine.export import create_predictor, inference_model, run_predictor
     from paddle_models.engine.tasks import build_task
+    from rsrepro.data.isaid import NormalizePixels
     from tools import infer as infer_tool
 
     exp, result = exported
@@ -200,7 +205,7 @@ def test_export_and_infer_equal_dygraph(run, best, exported, evaluated):
     image = np.asarray(Image.open(image_path).convert("RGB"))
     # the deployed input is bit-identical to the dataset's, and the deployed output equals dygraph
     x, _ = NormalizePixels()(image, None)
-    assert np.array_equal(infer_tool.normalize(image, info)[0], x)
+    assert np.array_equal(engine_infer.normalize(image, info)[0], x)
     cfg, model = _model(run, best)
     with paddle.no_grad():
         dygraph = inference_model(model, build_task(cfg), "probability")(paddle.to_tensor(x[None])).numpy()
@@ -208,9 +213,9 @@ def test_export_and_infer_equal_dygraph(run, best, exported, evaluated):
         np.testing.assert_array_equal(dygraph, model(paddle.to_tensor(x[None])).numpy())
     assert dygraph.shape == (1, 16, 128, 128)
     predictor, _ = create_predictor(exp, onednn="off")
-    deployed = run_predictor(predictor, [infer_tool.normalize(image, info)])
+    deployed = run_predictor(predictor, [engine_infer.normalize(image, info)])
     assert np.abs(deployed - dygraph).max() <= 1e-5
-    from common.visualize import colorize
+    from rsrepro.visualize import colorize
 
     # default: the evaluation's windows (3 x 3 windows of 64 at stride 48 here) -> the evaluator's labels;
     # --whole_image: one pass -> dygraph's whole-image labels; the two differ, so each check can tell
@@ -226,8 +231,8 @@ def test_infer_pads_sizes_not_multiple_of_32_and_equals_eval(run, best, exported
     """40 x 72 (neither side a multiple of 32): the predictor alone fails inside Paddle; tools/infer.py
     zero-pads after normalisation and crops, giving the evaluator's labels (windows 40x64, padded to
     64x64) and, with --whole_image, dygraph's labels of the zero-padded image."""
-    from common.visualize import colorize
     from paddle_models.engine.export import create_predictor, load_deploy_info, run_predictor
+    from rsrepro.visualize import colorize
     from tools import infer as infer_tool
 
     exp, _ = exported
@@ -235,17 +240,17 @@ def test_infer_pads_sizes_not_multiple_of_32_and_equals_eval(run, best, exported
     image = _read_rgb(run, "P0002")
     assert image.shape[:2] == (40, 72)
     predictor, _ = create_predictor(exp, onednn="off")
-    x = infer_tool.normalize(image, info)
+    x = engine_infer.normalize(image, info)
     with pytest.raises(Exception):  # noqa: B017 (Paddle's C++ shape error; the deploy used to get this)
         run_predictor(predictor, [x])
-    labels = infer_tool.segment(predictor, image, info)
+    labels = engine_infer.segment(predictor, image, info)
     np.testing.assert_array_equal(labels, evaluated["P0002"])
     padded = np.zeros((1, 3, 64, 96), np.float32)  # zeros after normalisation, bottom / right
     padded[:, :, :40, :72] = x
     _, model = _model(run, best)
     with paddle.no_grad():
         dygraph = model(paddle.to_tensor(padded)).numpy()[0, :, :40, :72].argmax(0)
-    whole = infer_tool.segment(predictor, image, info, whole_image=True)
+    whole = engine_infer.segment(predictor, image, info, whole_image=True)
     assert whole.shape == (40, 72)
     np.testing.assert_array_equal(whole, dygraph)
     path = os.path.join(run["root"], "val", "images", "P0002.png")
@@ -254,16 +259,16 @@ def test_infer_pads_sizes_not_multiple_of_32_and_equals_eval(run, best, exported
     assert np.array_equal(np.asarray(Image.open(out["written"][0])), colorize(evaluated["P0002"], info["palette"]))
     # a label export cannot merge windows: refused by name for an image larger than one window
     with pytest.raises(ValueError, match=r"cannot be merged across the 2 sliding windows of a 40x72 image"):
-        infer_tool.segment(predictor, image, {**info, "output": "label"})
+        engine_infer.segment(predictor, image, {**info, "output": "label"})
 
 
 def test_predict_labels_equal_the_evaluator(run, best, evaluated, monkeypatch):
     """tools/predict.py with the FactSeg config: NormalizePixels (0-255 scale) and the streamed windows,
     so its label PNGs are the evaluator's prediction for both val images (one not a multiple of 32)."""
-    from data.isaid import ISAIDDataset, NormalizePixels
-    from data.transforms import val_transforms
-    from paddle_models.engine.builder import load_run_config
+    from paddle_models.engine.run_config import load_run_config
     from paddle_models.engine.tasks import SegmentationTask, build_task
+    from rsrepro.data.isaid import ISAIDDataset, NormalizePixels
+    from rsrepro.data.transforms import val_transforms
     from tools import predict as predict_tool
 
     def full_canvas(*args, **kwargs):
@@ -278,7 +283,7 @@ def test_predict_labels_equal_the_evaluator(run, best, evaluated, monkeypatch):
         stem = os.path.splitext(os.path.basename(record["image"]))[0]
         np.testing.assert_array_equal(np.asarray(Image.open(record["label"])), evaluated[stem])
     cfg = load_run_config(CONFIG, run["opts"])
-    windows = predict_tool.segmentation_window_protocol(cfg, build_task(cfg), ISAIDDataset)
+    windows = engine_predict.segmentation_window_protocol(cfg, build_task(cfg), ISAIDDataset)
     assert (windows.mean, windows.std, windows.window, windows.stride) == (MEAN, STD, (64, 64), (48, 48))
     # why the normalisation matters: DANet's ImageNet /255 step (what predict.py used to feed FactSeg) is
     # the same map in exact arithmetic but not in float32, so near-tie labels could differ from eval's
@@ -289,8 +294,8 @@ def test_predict_labels_equal_the_evaluator(run, best, evaluated, monkeypatch):
 
 
 def test_config_refuses_what_the_factseg_protocol_cannot_do(run):
-    from common.config import ConfigError
-    from paddle_models.engine.builder import load_run_config
+    from paddle_models.engine.run_config import load_run_config
+    from rsrepro.config import ConfigError
 
     with pytest.raises(ConfigError, match=r"eval.flip: eval.window_rule 'factseg'") as info:
         load_run_config(CONFIG, run["opts"] + ["eval.flip=true", "eval.scales=[0.5, 1.0]"])

@@ -13,11 +13,11 @@ import paddle
 import pytest
 from pipeline_helpers import make_cityscapes, seg_config, train_records, write_config
 
-from common.config import ConfigError, load_config
-from common.schedule_math import lr_at, normalize_schedule
-from paddle_models.engine.builder import check_run_config
 from paddle_models.engine.checkpoint import load_checkpoint
+from paddle_models.engine.run_config import check_run_config
 from paddle_models.engine.trainer import ResumableBatchSampler, Trainer, TrainingDivergedError, epoch_indices
+from rsrepro.config import ConfigError, load_config
+from rsrepro.schedule_math import lr_at, normalize_schedule
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -233,10 +233,7 @@ def test_to_static_with_amp_is_a_config_error(tmp_path, data_root):
 
 def _surrogate_loss_of(model):
     """The benchmark's surrogate loss (every output's mean square) of ``model`` on a batch."""
-    bench = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
-    if bench not in sys.path:
-        sys.path.insert(0, bench)
-    from bench_utils import surrogate_loss
+    from bench_utils import surrogate_loss  # benchmarks/ is on pytest's pythonpath (pyproject.toml)
 
     def forward_loss(batch):
         return surrogate_loss(model(*batch))

@@ -22,11 +22,13 @@ from pipeline_helpers import make_cityscapes, seg_config, write_config
 import paddle_models
 import tools.eval as eval_tool
 import tools.train as train_tool
-from common.safe_load import ALLOWED_GLOBALS, UntrustedPickleError, load_pickle, trusted_pickle
-from paddle_models.engine.builder import build_model, load_run_config, load_weights
+from paddle_models.engine.builder import build_model
 from paddle_models.engine.checkpoint import CheckpointError, WeightsError, load_checkpoint, read_paddle_file
+from paddle_models.engine.cli import EXIT_CONFIG, run_cli
+from paddle_models.engine.run_config import load_run_config
 from paddle_models.engine.trainer import Trainer
-from tools._cli import EXIT_CONFIG, run_cli
+from paddle_models.engine.weights import load_weights
+from rsrepro.safe_load import ALLOWED_GLOBALS, UntrustedPickleError, load_pickle, trusted_pickle
 
 
 class _Payload:

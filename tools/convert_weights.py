@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any, Dict, List, Sequence
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_sets(items: Sequence[str]) -> Dict[str, Any]:
@@ -43,13 +40,13 @@ def convert_checkpoint(model_name: str, model_kwargs: Dict[str, Any], src: str, 
     import paddle
 
     import paddle_models
-    from alignment.convert import (
+    from paddle_models.backbones import ResNet
+    from paddle_models.convert import (
         convert_state_dict,
         find_sublayer_prefix,
         load_torch_checkpoint,
     )
-    from common.fileio import atomic_save
-    from paddle_models.backbones import ResNet
+    from rsrepro.fileio import atomic_save
 
     state_dict = load_torch_checkpoint(src, trust_pickle=trust_pickle)
     model = paddle_models.build_model(model_name, **model_kwargs)
@@ -82,7 +79,7 @@ def verify_forward(model_name: str, model_kwargs: Dict[str, Any], torch_sd, padd
 
     import paddle_models
     import torch_ref
-    from alignment.harness import flatten_outputs
+    from rsrepro.outputs import flatten_outputs
 
     torch_model = torch_ref.build_model(model_name, **model_kwargs).eval()
     torch_model.load_state_dict(torch_sd, strict=True)
@@ -110,7 +107,7 @@ def main(argv=None) -> int:
                         help="allow whole pickled models (runs code from the file: trusted sources only)")
     parser.add_argument("--verify", action="store_true", help="compare both frameworks' outputs")
     args = parser.parse_args(argv)
-    from alignment.convert import ConversionError
+    from paddle_models.convert import ConversionError
 
     kwargs = parse_sets(args.set)
     if args.backbone:

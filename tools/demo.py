@@ -29,8 +29,27 @@ import sys
 import time
 from typing import Any, Dict, Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if __name__ == "__main__":
+    # Paddle reads the thread count when it starts: set it before the first import of paddle.
+    _threads = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--threads"), None)
+    os.environ.setdefault("OMP_NUM_THREADS", _threads or str(os.cpu_count() or 2))
+
+import numpy as np  # noqa: E402
+
+from paddle_models.engine.builder import build_dataset, build_model  # noqa: E402
+from paddle_models.engine.cli import run_cli  # noqa: E402
+from paddle_models.engine.distributed import select_device  # noqa: E402
+from paddle_models.engine.evaluate import evaluate  # noqa: E402
+from paddle_models.engine.export import check_export, export_model  # noqa: E402
+from paddle_models.engine.infer import infer  # noqa: E402
+from paddle_models.engine.predict import predict  # noqa: E402
+from paddle_models.engine.run_config import load_run_config  # noqa: E402
+from paddle_models.engine.tasks import build_task  # noqa: E402
+from paddle_models.engine.trainer import Trainer  # noqa: E402
+from paddle_models.engine.weights import load_weights  # noqa: E402
+from rsrepro.data.synthetic import generate_cityscapes  # noqa: E402
+from rsrepro.fileio import atomic_write_json  # noqa: E402
+from rsrepro.metrics import ConfusionMatrix  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_CONFIG = os.path.join(REPO, "configs", "danet", "danet_r50_synthetic_demo.yml")
@@ -41,10 +60,6 @@ def chance_baselines(dataset: Any, num_classes: int, train_dataset: Any) -> Dict
 
     majority: every pixel gets the most frequent class of the TRAINING labels; uniform: every pixel a
     class drawn uniformly from the 19 (seeded). Both on exactly the pixels the evaluation counts."""
-    import numpy as np
-
-    from common.metrics import ConfusionMatrix
-
     counts = np.zeros(num_classes, np.int64)
     for index in range(len(train_dataset)):
         _, label = train_dataset.read_pair(index)
@@ -67,18 +82,6 @@ def chance_baselines(dataset: Any, num_classes: int, train_dataset: Any) -> Dict
 
 def run_demo(out: str, iters: int | None = None, num_train: int = 48, num_val: int = 8,
              size: Sequence[int] = (64, 128), progress: bool = True) -> Dict[str, Any]:
-    import numpy as np
-
-    from common.fileio import atomic_write_json
-    from data.synthetic import generate_cityscapes
-    from paddle_models.engine.builder import build_dataset, build_model, load_run_config, load_weights
-    from paddle_models.engine.export import check_export, export_model
-    from paddle_models.engine.tasks import build_task
-    from paddle_models.engine.trainer import Trainer, select_device
-    from tools.eval import evaluate
-    from tools.infer import infer
-    from tools.predict import predict
-
     timings: Dict[str, float] = {}
     start = time.perf_counter()
     data_root = os.path.join(out, "data")
@@ -175,9 +178,4 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-    # Paddle reads the thread count when it starts: set it before the first import of paddle.
-    _threads = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--threads"), None)
-    os.environ.setdefault("OMP_NUM_THREADS", _threads or str(os.cpu_count() or 2))
-    from tools._cli import run_cli
-
     sys.exit(run_cli(main))

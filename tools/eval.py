@@ -1,7 +1,7 @@
 """Evaluate a trained model with a paper's protocol.
 
     # DANet single scale + flip, sliding 768 windows on 2048-long images (paper: 79.93 mIoU):
-    python tools/eval.py --config configs/danet/danet_r101_mg_cityscapes_769_240e.yml --weights best.pdparams \
+    python tools/eval.py --config configs/danet/danet_r101_mg_cityscapes_768_240e.yml --weights best.pdparams \
         --base_size 2048 --crop_size 768 --flip
     # multi-scale + flip, crop 1024 (paper: 81.49):
     python tools/eval.py --config ... --weights ... --multi_scales --flip --crop_size 1024
@@ -19,14 +19,10 @@ per-class IoU table (segmentation) or the sweep summary (change detection).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any, Dict, Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tools._cli import (  # noqa: E402
+from paddle_models.engine.cli import (
     add_config_args,
     add_protocol_args,
     add_trust_arg,
@@ -34,6 +30,7 @@ from tools._cli import (  # noqa: E402
     protocol_overrides,
     run_cli,
 )
+from paddle_models.engine.evaluate import evaluate
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,43 +47,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_trust_arg(parser)
     add_protocol_args(parser)
     return parser.parse_args(argv)
-
-
-def evaluate(cfg: Dict[str, Any], weights: str, split: str = "val", max_samples: int | None = None,
-             out: str | None = None, out_dir: str | None = None, progress: bool = True,
-             device: str | None = None, trust_pickle: bool = False) -> Dict[str, Any]:
-    """Build the model, load ``weights``, evaluate ``dataset.<split>``; write and return the result.
-    ``trust_pickle``: read ``weights`` (and ``model.pretrained``) with plain pickle (``common.safe_load``)."""
-    from common.fileio import atomic_write_json
-    from common.safe_load import trusted_pickle
-    from paddle_models.engine.builder import build_dataset, build_model
-    from paddle_models.engine.tasks import build_task
-    from paddle_models.engine.trainer import select_device
-    from tools._cli import load_weights
-
-    select_device(device)
-    task = build_task(cfg)
-    dataset = build_dataset(cfg, split)
-    with trusted_pickle(trust_pickle or None):
-        model = build_model(cfg)
-        load_weights(model, weights)
-    evaluator = task.build_evaluator(dataset)
-    ec = cfg["eval"]
-    kwargs = dict(batch_size=ec["batch_size"], num_workers=ec["num_workers"], max_samples=max_samples,
-                  progress=progress)
-    stem = os.path.splitext(os.path.basename(weights))[0]
-    work_dir = cfg.get("work_dir") or os.path.join("output", os.path.splitext(os.path.basename(cfg["_config_path"]))[0])
-    if task.name == "change_detection":
-        kwargs["out_dir"] = out_dir or os.path.join(work_dir, f"eval_{stem}")
-    result = evaluator.evaluate(model, dataset, **kwargs)
-    result["weights"] = os.path.abspath(weights)
-    result["split"] = split
-    print(evaluator.format(result))
-    if task.name != "change_detection" or out:
-        path = out or os.path.join(work_dir, f"eval_{stem}.json")
-        atomic_write_json(path, result)
-        print(f"metrics written to {path}")
-    return result
 
 
 def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:

@@ -11,56 +11,13 @@ input of that size and compared with dygraph; the report goes to ``export_check.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from typing import Any, Dict, Sequence
 
-if __package__ in (None, ""):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from paddle_models.engine.cli import add_config_args, add_trust_arg, load, run_cli
+from paddle_models.engine.export import export_from_config
 
-from tools._cli import add_config_args, add_trust_arg, load, run_cli  # noqa: E402
-
-
-def export(cfg: Dict[str, Any], weights: str | None, out_dir: str, input_shape: Sequence[int | None] | None = None,
-           output: str | None = None, check_size: Sequence[int] | None = None,
-           cpu_threads: int | None = None, trust_pickle: bool = False) -> Dict[str, Any]:
-    """``trust_pickle``: read ``weights`` (and ``model.pretrained``) with plain pickle (``common.safe_load``)."""
-    import numpy as np
-
-    from common.fileio import atomic_write_json
-    from common.safe_load import trusted_pickle
-    from paddle_models.engine.builder import DATASETS, build_model
-    from paddle_models.engine.export import check_export, export_model
-    from paddle_models.engine.tasks import build_task
-    from paddle_models.engine.trainer import select_device
-    from tools._cli import load_weights
-
-    select_device("cpu")
-    task = build_task(cfg)
-    with trusted_pickle(trust_pickle or None):
-        model = build_model(cfg)
-        if weights:
-            load_weights(model, weights)
-    model.eval()
-    shape = list(input_shape) if input_shape is not None else list(cfg["export"]["input_shape"])
-    shape = [None if d is None or int(d) < 0 else int(d) for d in shape]
-    output = output or cfg["export"]["output"]
-    section = cfg["dataset"].get("val") or cfg["dataset"].get("train")
-    dataset_meta = DATASETS.get(section["type"]) if section else None
-    result = export_model(model, task, out_dir, shape, output, cfg, dataset_meta)
-    files = [os.path.basename(result["model_file"]), os.path.basename(result["params_file"]), "deploy.yml"]
-    print(f"exported to {out_dir}: {', '.join(files)}")
-    if check_size:
-        h, w = int(check_size[0]), int(check_size[1])
-        batch = shape[0] or 1
-        rng = np.random.default_rng(0)
-        inputs = [rng.standard_normal((batch, shape[1] or 3, h, w)).astype(np.float32) for _ in range(task.num_inputs)]
-        report = check_export(model, task, out_dir, inputs, output, cpu_threads=cpu_threads)
-        atomic_write_json(os.path.join(out_dir, "export_check.json"), report)
-        print(json.dumps(report, indent=1, default=str))
-        result["check"] = report
-    return result
+export = export_from_config  # the name this tool offered before
 
 
 def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
@@ -76,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     add_trust_arg(parser)
     args = parser.parse_args(argv)
     cfg = load(args)
-    return export(cfg, args.weights, args.out, args.input_shape, args.output, args.check, args.cpu_threads,
+    return export_from_config(cfg, args.weights, args.out, args.input_shape, args.output, args.check, args.cpu_threads,
                   trust_pickle=args.trust_pickle)
 
 

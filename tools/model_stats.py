@@ -5,7 +5,7 @@
     python tools/model_stats.py --model danet --set backbone=resnet101 --framework torch
 
 Counts come from forward hooks on torch modules and forward post hooks on Paddle layers (leaf
-modules only); the rules are in ``common/model_stats.py`` (``COUNTING_RULES``): ``params``
+modules only); the rules are in ``rsrepro/model_stats.py`` (``COUNTING_RULES``): ``params``
 (trainable), ``params w/o PReLU``, ``GMACs`` = conv + linear multiply-accumulates, ``GFLOPs`` =
 2 x GMACs, ``thop G`` = what thop 0.0.31 (the official LSNet counter) would print, and, torch only,
 ``aten GMACs`` from ``torch.utils.flop_counter`` as a cross-check that also sees functional
@@ -20,14 +20,9 @@ import inspect
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from common.model_stats import (  # noqa: E402
+from rsrepro.model_stats import (
     COUNTING_RULES,
     STATS_CONFIGS,
     LayerCall,
@@ -358,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra model keyword argument (JSON value or string), repeatable")
     parser.add_argument("--input", help="NxCxHxW; change detection: N counts both dates (2 = one pair). "
-                                        "Default: the model's entry in common/model_stats.py")
+                                        "Default: the model's entry in rsrepro/model_stats.py")
     parser.add_argument("--framework", choices=("both",) + FRAMEWORKS, default="both")
     parser.add_argument("--no-aten", action="store_true", help="skip the torch FlopCounterMode cross-check")
     parser.add_argument("--json", default=os.path.join("output", "model_stats.json"), help="JSON output path")

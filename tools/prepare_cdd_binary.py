@@ -38,13 +38,10 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 from PIL import Image
 
-if __package__ in (None, ""):  # run as a script: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.fileio import atomic_save, atomic_write_json  # noqa: E402
-from data.cdd import IMAGE_EXTENSIONS, otsu_binarize  # noqa: E402
-from data.errors import DatasetError  # noqa: E402
-from data.io import read_mask  # noqa: E402
+from rsrepro.data.cdd import IMAGE_EXTENSIONS, otsu_binarize
+from rsrepro.data.errors import DatasetError
+from rsrepro.data.io import read_mask
+from rsrepro.fileio import atomic_save, atomic_write_json
 
 
 def _label_files(folder: str) -> List[str]:

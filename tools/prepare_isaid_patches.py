@@ -36,13 +36,11 @@ from typing import Dict, List, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from common.fileio import atomic_save  # noqa: E402
-from common.isaid import IGNORE_INDEX  # noqa: E402
-from data.errors import DatasetError  # noqa: E402
-from data.io import read_image  # noqa: E402
-from data.isaid import find_isaid_pairs, read_isaid_mask  # noqa: E402
+from rsrepro.data.errors import DatasetError
+from rsrepro.data.io import read_image
+from rsrepro.data.isaid import find_isaid_pairs, read_isaid_mask
+from rsrepro.fileio import atomic_save
+from rsrepro.isaid import IGNORE_INDEX
 
 Window = Tuple[int, int, int, int]  # y0, y1, x0, x1
 

@@ -1,6 +1,6 @@
 """Train a model from a config (Paddle dygraph).
 
-    python tools/train.py --config configs/danet/danet_r101_mg_cityscapes_769_240e.yml \
+    python tools/train.py --config configs/danet/danet_r101_mg_cityscapes_768_240e.yml \
         [--work_dir output/danet_r101] [--resume output/danet_r101] [--amp O1] [-o train.iters=1000 ...]
 
     # data parallel (GPUs, or CPU processes with gloo):
@@ -15,12 +15,9 @@ import argparse
 import sys
 from typing import Any, Dict, Sequence
 
-if __package__ in (None, ""):
-    import os
-
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tools._cli import add_config_args, add_trust_arg, load, run_cli  # noqa: E402
+from paddle_models.engine.cli import add_config_args, add_trust_arg, load, run_cli
+from paddle_models.engine.trainer import Trainer
+from rsrepro.config import describe_schema, dump_config
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,18 +41,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> Dict[str, Any] | None:
     args = parse_args(argv)
     if args.print_schema:
-        from common.config import describe_schema
-
         print(describe_schema())
         return None
     cfg = load(args)
     if args.print_config:
-        from common.config import dump_config
-
         print(dump_config(cfg))
         return None
-    from paddle_models.engine.trainer import Trainer
-
     # --trust-pickle: the --resume checkpoint and model.pretrained are read with plain pickle
     trainer = Trainer(cfg, work_dir=args.work_dir, resume=args.resume, amp=args.amp, device=args.device,
                       progress=not args.no_progress, trust_pickle=args.trust_pickle)

@@ -6,7 +6,7 @@ import, so a new model is a new file: nothing here needs to change.
 
 from typing import Any
 
-from common.discovery import import_submodules
+from rsrepro.discovery import import_submodules
 
 from . import losses  # noqa: F401  (registers the losses)
 from .registry import LOSSES, MODELS

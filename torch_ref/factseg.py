@@ -12,7 +12,7 @@ classifier removed), two FPNs ``fgfpn`` / ``bifpn``, two AssymetricDecoders ``fg
 ``bi_decoder``, heads ``fg_cls`` (num_classes) and ``bi_cls`` (1), both logits upsampled x4 bilinearly
 (align_corners=True). State-dict keys and shapes equal the official ones (33,446,609 parameters for 16
 classes), so an official checkpoint (``['model']``, ``module.`` prefix stripped) loads with strict=True,
-and a torchvision ResNet-50 file initialises the encoder (``common.factseg.torchvision_to_factseg``).
+and a torchvision ResNet-50 file initialises the encoder (``rsrepro.factseg.torchvision_to_factseg``).
 
 Outputs (``output``):
     "auto" (default): train mode -> ``(fg_logits, bi_logits)`` (what ``build_loss("factseg_joint")``
@@ -45,7 +45,7 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
-from common.factseg import (
+from rsrepro.factseg import (
     DECODER_OUT_CHANNELS,
     FPN_IN_CHANNELS,
     FPN_OUT_CHANNELS,

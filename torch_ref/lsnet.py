@@ -69,7 +69,7 @@ from typing import List, Sequence, Tuple
 import torch
 from torch import nn
 
-from common.lsnet import (
+from rsrepro.lsnet import (
     DIFF_ROUNDS,
     DILATIONS,
     FILTERS,
@@ -233,7 +233,7 @@ class CamHead(nn.Module):
 class LSNet(nn.Module):
     """LSNet with one of the three official decoders; see the module docstring."""
 
-    size_divisor = 8  # input H, W: three stride-2 stages (common.lsnet.check_pair)
+    size_divisor = 8  # input H, W: three stride-2 stages (rsrepro.lsnet.check_pair)
 
     def __init__(self, variant: str = "diffFPN", in_channels: int = 3, num_classes: int = 2,
                  mid_channels: int = 32) -> None:

@@ -1,6 +1,6 @@
 """Metric references in PyTorch, written the way the official codes compute their numbers.
 
-Independent of ``common/metrics.py`` on purpose: the alignment ``check_metric`` step feeds both the
+Independent of ``rsrepro/metrics.py`` on purpose: the alignment ``check_metric`` step feeds both the
 same predictions and compares. Nothing here is registered (this module only holds functions).
 
 DANet (junfu1115/DANet, ``encoding/utils/metrics.py``, 2020 torch version of the 2019 numpy one):

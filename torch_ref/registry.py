@@ -1,6 +1,6 @@
 """Model and loss registries of this tree (same names and keyword arguments in both trees)."""
 
-from common.registry import Registry
+from rsrepro.registry import Registry
 
 MODELS = Registry("model")
 LOSSES = Registry("loss")

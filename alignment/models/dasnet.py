@@ -42,7 +42,7 @@ ZERO_GRADS = {
     "CNN.head.sa.key_conv.bias": "adds q_i . b to every energy of row i; softmax is shift-invariant per row",
 }
 
-# Every variant and option of the loss (common/dasnet.py); "default" is the case's own loss_kwargs.
+# Every variant and option of the loss (rsrepro/dasnet.py); "default" is the case's own loss_kwargs.
 LOSS_VARIANTS = {
     "official": {"variant": "official"},
     "weighted": {"variant": "weighted"},

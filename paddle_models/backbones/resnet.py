@@ -16,7 +16,7 @@ from typing import List, Sequence
 import paddle
 from paddle import nn
 
-from common.resnet_rules import layer_dilations, resnet_depths, stage_plan
+from rsrepro.resnet_rules import layer_dilations, resnet_depths, stage_plan
 
 
 def batch_norm(channels: int) -> nn.BatchNorm2D:

@@ -1,7 +1,7 @@
 """Training checkpoints: one atomically written file per save, and an exact resume.
 
 A checkpoint (``<work_dir>/checkpoints/iter_00001000.pdckpt``, written with ``paddle.save`` through
-``common.fileio.atomic_save``: a reader or a crash never leaves a half-written file) holds:
+``rsrepro.fileio.atomic_save``: a reader or a crash never leaves a half-written file) holds:
 
 - ``model``: the model's state dict (parameters and BatchNorm statistics);
 - ``optimizer``: the optimizer's accumulators keyed by STRUCTURED parameter name (see below), its
@@ -30,10 +30,11 @@ from typing import Any, Dict, List, Mapping, Tuple
 import numpy as np
 import paddle
 
-from common.fileio import atomic_save, atomic_write_text
-from common.safe_load import UntrustedPickleError, load_pickle
+from rsrepro.fileio import atomic_save, atomic_write_text
+from rsrepro.safe_load import UntrustedPickleError
 
-from .builder import unwrap_model
+from .distributed import unwrap_model
+from .weights import CheckpointError, WeightsError, read_paddle_file, save_weights
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -54,39 +55,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = 1
 _COUNTER = re.compile(r"_\d+(?=_|$)")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read or does not fit the run it is loaded into."""
-
-
-class WeightsError(CheckpointError, ValueError):
-    """A weights file cannot be read or does not fit the model (``builder.load_weights``); also a
-    ValueError, what load_weights raised before."""
-
-
-def read_paddle_file(path: str, trust_pickle: bool | None = None) -> Any:
-    """``paddle.load(path)`` for files written by ``paddle.save`` (``.pdparams``, ``.pdopt``, ``.pdckpt``)
-    without running code from the file: unpickled by ``common.safe_load.load_pickle`` (refuses globals
-    weight files never need unless ``trust_pickle``), then converted as ``paddle.load`` converts (Paddle
-    3.3.1 ``paddle/framework/io.py``: arrays of a state dict and ``(name, ndarray)`` tuples become
-    Tensors; the big-parameter slices of protocol-2/3 files are joined). tests/test_safe_load.py checks
-    the result equals ``paddle.load`` on real files."""
-    from paddle.framework.io import _ndarray_to_tensor, _pack_loaded_dict, _parse_load_result
-
-    obj = load_pickle(path, trust_pickle)
-    if not isinstance(obj, dict):
-        return _parse_load_result(obj, False)
-    obj = _pack_loaded_dict(obj)
-    names = obj.pop("StructuredToParameterName@@", None)
-    if names is None:  # not a Layer/optimizer state dict: our checkpoints, any other dict
-        return _parse_load_result(obj, False)
-    for key, name in names.items():
-        if isinstance(obj.get(key), np.ndarray):
-            obj[key] = _ndarray_to_tensor(obj[key], False)
-            if getattr(obj[key], "name", ""):
-                obj[key].name = name
-    return obj
 
 
 # ------------------------------------------------------------------------------------------ RNG
@@ -217,7 +185,7 @@ def save_checkpoint(path: str, model: paddle.nn.Layer, optimizer: paddle.optimiz
 
 def load_checkpoint(path: str, trust_pickle: bool | None = None) -> Dict[str, Any]:
     """Read a checkpoint file; errors say what is wrong with it. Globals a checkpoint never needs are
-    refused (``UntrustedPickleError``) unless ``trust_pickle`` (``None``: ``common.safe_load.trusted_pickle``
+    refused (``UntrustedPickleError``) unless ``trust_pickle`` (``None``: ``rsrepro.safe_load.trusted_pickle``
     decides, off by default)."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -283,12 +251,6 @@ def restore_training_state(ckpt: Mapping[str, Any], model: paddle.nn.Layer,
     if states:
         restore_rng_state(states[rank] if rank < len(states) else states[0])
     return dict(ckpt["trainer"])
-
-
-def save_weights(path: str, model: paddle.nn.Layer) -> str:
-    """Weights only (``.pdparams``), atomically."""
-    state = unwrap_model(model).state_dict()
-    return str(atomic_save(path, lambda tmp: paddle.save(state, tmp)))
 
 
 class CheckpointManager:

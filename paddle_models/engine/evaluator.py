@@ -3,7 +3,7 @@
 Segmentation (``SegProtocol`` + ``predict_scores``), following the official DANet ``MultiEvalModule``
 (2019 tree; shared/specs/danet.md) step by step:
 
-1. for each scale: size from ``common.windows.danet_scaled_size`` (long side ``ceil(base_size *
+1. for each scale: size from ``rsrepro.windows.danet_scaled_size`` (long side ``ceil(base_size *
    scale)``; with ``base_size=None`` the image's own long side), bilinear resize with
    align_corners=True (skipped when the size is unchanged: the resize would be the identity);
 2. ``mode="whole"``: one forward pass of the resized image (no padding);
@@ -30,7 +30,7 @@ Change detection (``ChangeDetectionEvaluator``): a per-pixel change score from t
 (``CD_SCORES``: "softmax" = probability of class 1 of 2-class logits, LSNet; "l2_distance" =
 ``paddle_models.dasnet.change_distance``, the official ``||e0 - e1 + 1e-6||_2`` of a pair of
 embeddings, resized to the label size (bilinear, align_corners=True), DASNet), a dataset-level
-``common.metrics.ThresholdSweep`` (max-F, best threshold, P/R arrays, PR-AUC), P/R/F1/OA/IoU at a
+``rsrepro.metrics.ThresholdSweep`` (max-F, best threshold, P/R arrays, PR-AUC), P/R/F1/OA/IoU at a
 fixed threshold, at the best threshold of the sweep, or at the argmax of the logits; the P-R curve as
 PNG and every array in ``metric.json``.
 
@@ -44,24 +44,22 @@ import math
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import numpy as np
 import paddle
-import paddle.nn.functional as F
 
-from common.metrics import (
+from rsrepro.metrics import (
     BinaryConfusion,
     ConfusionMatrix,
     ThresholdSweep,
-    dasnet_official_thresholds,
-    dasnet_v2_thresholds,
+    binary_scores,
     format_iou_table,
     plot_pr_curve,
     save_metric_json,
     segmentation_scalars,
 )
-from common.windows import (
+from rsrepro.windows import (
     WINDOW_RULES,
     as_pair,
     danet_padded_size,
@@ -69,10 +67,9 @@ from common.windows import (
     danet_stride,
 )
 
-from ..dasnet import change_distance
 from ..layers import resize
-from .builder import unwrap_model
-from .factseg_eval import fused_scores
+from .distributed import gather_merge, iterate_samples, progress_bar, unwrap_model, world
+from .scores import CD_SCORES, SEG_SCORES, SegScore, as_outputs, resolve_thresholds
 
 __all__ = [
     "SegScore",
@@ -92,42 +89,7 @@ __all__ = [
 ]
 
 
-def as_outputs(out: Any) -> Tuple[Any, ...]:
-    """A model's outputs as a tuple (a single tensor becomes a 1-tuple)."""
-    return tuple(out) if isinstance(out, (list, tuple)) else (out,)
-
-
 # ------------------------------------------------------------------------------- segmentation
-@dataclass(frozen=True)
-class SegScore:
-    """``pre(outputs, output_index)`` gives a (B, K, h, w) tensor; the flipped pass is added to it
-    in that space; ``post`` turns the sum into the score that windows and scales accumulate."""
-
-    pre: Callable[[Tuple[Any, ...], int], paddle.Tensor]
-    post: Callable[[paddle.Tensor], paddle.Tensor]
-    doc: str = ""
-    # True when ``pre`` gives class probabilities computed by the model itself (no logits to export).
-    probabilities: bool = False
-
-
-def _logits(outputs: Tuple[Any, ...], index: int) -> paddle.Tensor:
-    return outputs[index]
-
-
-def _identity(x: paddle.Tensor) -> paddle.Tensor:
-    return x
-
-
-SEG_SCORES: Dict[str, SegScore] = {
-    "exp": SegScore(_logits, paddle.exp, "DANet: exp(logits [+ flipped logits])"),
-    "logits": SegScore(_logits, _identity, "logits [+ flipped logits]"),
-    "softmax": SegScore(lambda o, i: F.softmax(o[i], axis=1), _identity,
-                        "softmax [+ flipped softmax]"),
-    "fused": SegScore(lambda o, i: fused_scores(o), _identity,
-                      "FactSeg fused class probability [+ flipped]; output_index is not used", probabilities=True),
-}
-
-
 @dataclass
 class SegProtocol:
     """A segmentation inference protocol (module docstring). Build it with :meth:`from_config`."""
@@ -286,47 +248,6 @@ def predict_labels(model: paddle.nn.Layer, image: paddle.Tensor, protocol: SegPr
     return predict_scores(model, image, protocol).argmax(axis=1).numpy().astype(np.int64)
 
 
-# --------------------------------------------------------------------------------- iteration
-def _world() -> Tuple[int, int]:
-    return paddle.distributed.get_rank(), paddle.distributed.get_world_size()
-
-
-def iterate_samples(dataset: Any, batch_size: int = 1, num_workers: int = 0,
-                    max_samples: int | None = None, shard: bool = True) -> Iterator[List[paddle.Tensor]]:
-    """Batches of this process's share of ``dataset`` (sample i on rank i % world, no padding)."""
-    rank, world = _world() if shard else (0, 1)
-    count = len(dataset) if max_samples is None else min(len(dataset), int(max_samples))
-    indices = list(range(rank, count, world))
-    if not indices:
-        return iter(())
-    subset = paddle.io.Subset(dataset, indices)
-    sampler = paddle.io.BatchSampler(subset, batch_size=batch_size, shuffle=False, drop_last=False)
-    loader = paddle.io.DataLoader(subset, batch_sampler=sampler, num_workers=num_workers,
-                                  return_list=True)
-    return iter(loader)
-
-
-def _gather_merge(local: Any) -> Any:
-    """Merge a ConfusionMatrix / ThresholdSweep / BinaryConfusion over all processes."""
-    _, world = _world()
-    if world <= 1:
-        return local
-    gathered: List[Any] = []
-    paddle.distributed.all_gather_object(gathered, local)
-    merged = gathered[0]
-    for other in gathered[1:]:
-        merged.merge(other)
-    return merged
-
-
-def _progress(iterable: Any, total: int, desc: str, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    rank, _ = _world()
-    return tqdm(iterable, total=total, desc=desc, disable=not enabled or rank != 0 or None,
-                leave=False, dynamic_ncols=True)
-
-
 class SegmentationEvaluator:
     """Dataset-level segmentation metrics under a :class:`SegProtocol`.
 
@@ -359,15 +280,15 @@ class SegmentationEvaluator:
         samples = 0
         try:
             batches = iterate_samples(dataset, batch_size, num_workers, max_samples)
-            steps = math.ceil(len(range(_world()[0], total, _world()[1])) / batch_size)
-            for image, label in _progress(batches, steps, "eval", progress):
+            steps = math.ceil(len(range(world()[0], total, world()[1])) / batch_size)
+            for image, label in progress_bar(batches, steps, "eval", progress):
                 pred = predict_labels(net, image, self.protocol)
                 matrix.update(pred, label.numpy())
                 samples += int(image.shape[0])
         finally:
             if was_training:
                 net.train()
-        matrix = _gather_merge(matrix)
+        matrix = gather_merge(matrix)
         summary = matrix.summary(self.class_names, self.fg_start)
         summary["protocol"] = self.protocol.describe()
         summary["samples"] = total
@@ -383,66 +304,6 @@ class SegmentationEvaluator:
 
 
 # ---------------------------------------------------------------------------- change detection
-@dataclass(frozen=True)
-class CDScore:
-    """``fn(outputs, index, label_hw) -> (score (B, H, W), logits (B, 2, H, W) or None)``."""
-
-    fn: Callable[[Tuple[Any, ...], int, Tuple[int, int]], Tuple[paddle.Tensor, paddle.Tensor | None]]
-    default_thresholds: Callable[[], np.ndarray]
-    doc: str = ""
-
-
-def _resize_to(x: paddle.Tensor, size: Sequence[Any]) -> paddle.Tensor:
-    # Under export (static graph) the sizes are symbolic: always resize (an identity when equal).
-    if paddle.in_dynamic_mode() and tuple(x.shape[2:]) == tuple(size):
-        return x
-    return resize.bilinear(x, size)
-
-
-def _softmax_change(outputs: Tuple[Any, ...], index: int, size: Tuple[int, int]):
-    logits = outputs[index]
-    if logits.ndim != 4 or logits.shape[1] != 2:
-        raise ValueError(f"cd_score 'softmax' expects 2-class logits (B, 2, H, W), got {logits.shape}")
-    logits = _resize_to(logits, size)
-    return F.softmax(logits, axis=1)[:, 1], logits
-
-
-def _l2_distance(outputs: Tuple[Any, ...], index: int, size: Tuple[int, int]):
-    # The model's own definition (torch F.pairwise_distance, eps 1e-6, as the official validation);
-    # resized here because under export the size is symbolic.
-    pair = outputs[index]
-    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-        raise ValueError("cd_score 'l2_distance' expects the selected output to be a pair [t0, t1] of "
-                         f"embeddings, got {type(pair).__name__}")
-    distance = change_distance(outputs, None, index)  # b, h, w
-    return _resize_to(distance.unsqueeze(1), size)[:, 0], None
-
-
-CD_SCORES: Dict[str, CDScore] = {
-    "softmax": CDScore(_softmax_change, lambda: np.linspace(0.0, 1.0, 101),
-                       "probability of class 1 of 2-class logits (LSNet); argmax decision available"),
-    "l2_distance": CDScore(_l2_distance, dasnet_v2_thresholds,
-                           "DASNet change_distance of a [t0, t1] embedding pair (eps 1e-6), resized to the label"),
-}
-
-
-def resolve_thresholds(spec: Any, default: Callable[[], np.ndarray]) -> np.ndarray:
-    """``None`` -> the score's default; "dasnet_official" / "dasnet_v2"; a list; {start, stop, num}."""
-    if spec is None:
-        return default()
-    if isinstance(spec, str):
-        named = {"dasnet_official": dasnet_official_thresholds, "dasnet_v2": dasnet_v2_thresholds}
-        if spec not in named:
-            raise ValueError(f"eval.thresholds: unknown name {spec!r}; known: {sorted(named)}")
-        return named[spec]()
-    if isinstance(spec, Mapping):
-        unknown = sorted(set(spec) - {"start", "stop", "num"})
-        if unknown or "stop" not in spec or "num" not in spec:
-            raise ValueError(f"eval.thresholds as a mapping needs start, stop, num; got {dict(spec)}")
-        return np.linspace(float(spec.get("start", 0.0)), float(spec["stop"]), int(spec["num"]))
-    return np.asarray(spec, dtype=np.float64)
-
-
 class ChangeDetectionEvaluator:
     """Dataset-level change-detection metrics (module docstring).
 
@@ -486,9 +347,9 @@ class ChangeDetectionEvaluator:
         start = time.perf_counter()
         total = len(dataset) if max_samples is None else min(len(dataset), max_samples)
         try:
-            steps = math.ceil(len(range(_world()[0], total, _world()[1])) / batch_size)
+            steps = math.ceil(len(range(world()[0], total, world()[1])) / batch_size)
             batches = iterate_samples(dataset, batch_size, num_workers, max_samples)
-            for t0, t1, label in _progress(batches, steps, "eval", progress):
+            for t0, t1, label in progress_bar(batches, steps, "eval", progress):
                 label_np = label.numpy()
                 score, logits = self.scores(net, t0, t1, tuple(label_np.shape[-2:]))
                 score_np = score.numpy()
@@ -503,25 +364,23 @@ class ChangeDetectionEvaluator:
         finally:
             if was_training:
                 net.train()
-        sweep = _gather_merge(sweep)
+        sweep = gather_merge(sweep)
         result = sweep.result()
         out: Dict[str, Any] = {"sweep": result, "score": self.score, "samples": total}
         if self.decision == "argmax":
-            fixed = _gather_merge(fixed)
+            fixed = gather_merge(fixed)
             out["fixed"] = {**fixed.result(), "decision": "argmax"}
         elif self.threshold is not None:
-            fixed = _gather_merge(fixed)
+            fixed = gather_merge(fixed)
             out["fixed"] = {**fixed.result(), "decision": f"score >= {self.threshold}"}
         elif result["best_index"] is not None:
             i = result["best_index"]
-            from common.metrics import binary_scores
-
             out["fixed"] = {**binary_scores(int(result["tp"][i]), int(result["fp"][i]), int(result["fn"][i]),
                                             int(result["tn"][i])),
                             "decision": f"score >= {result['best_threshold']:.6g} (best of the sweep, "
                                         "chosen on this split)"}
         out["seconds"] = time.perf_counter() - start
-        if out_dir is not None and _world()[0] == 0:
+        if out_dir is not None and world()[0] == 0:
             os.makedirs(out_dir, exist_ok=True)
             plot_pr_curve(result, os.path.join(out_dir, "pr_curve.png"))
             save_metric_json(out, os.path.join(out_dir, "metric.json"))

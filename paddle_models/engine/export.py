@@ -20,6 +20,8 @@ resize). Under Paddle 3.3's dy2static with PIR this traces with dynamic dims (-1
 exports unchanged with ``[None, 3, None, None]`` and the exported program matches dygraph at sizes other
 than any traced one (tested), so no model change was needed.
 
+``export_from_config`` is the whole job of tools/export.py (build, load weights, export, optional check).
+
 ``create_predictor`` builds a Paddle Inference predictor. CPU: math-library threads and oneDNN.
 Paddle 3.3.1's full oneDNN pipeline (plain ``enable_mkldnn()``) fails on models with bilinear
 interpolate ("ConvertPirAttribute2RuntimeAttribute not support ArrayAttribute<DoubleAttribute>", Paddle
@@ -33,6 +35,7 @@ GPU: ``enable_use_gpu`` and optional TensorRT (precision, workspace, dynamic sha
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -40,16 +43,22 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import paddle
+import yaml
+from paddle import inference
 
-from common.config import public
-from common.fileio import atomic_write_text
+from rsrepro.config import public
+from rsrepro.data import DATASETS, normalization_spec
+from rsrepro.fileio import atomic_write_json, atomic_write_text
+from rsrepro.safe_load import trusted_pickle
 
-from .builder import unwrap_model
-from .evaluator import as_outputs
-from .tasks import Task
+from .builder import build_model
+from .distributed import select_device, unwrap_model
+from .scores import as_outputs
+from .tasks import Task, build_task
+from .weights import load_trained_weights
 
-__all__ = ["ONEDNN_DELETED_PASSES", "InferenceModel", "inference_model", "export_model", "create_predictor",
-           "run_predictor", "check_export", "load_deploy_info", "required_size_divisor"]
+__all__ = ["export_from_config", "ONEDNN_DELETED_PASSES", "InferenceModel", "inference_model", "export_model",
+           "create_predictor", "run_predictor", "check_export", "load_deploy_info", "required_size_divisor"]
 
 log = logging.getLogger("paddle_rs.export")
 MODEL_FILE = "inference.json"
@@ -114,8 +123,6 @@ def export_model(model: paddle.nn.Layer, task: Task, out_dir: str,
     specs = _input_specs(task, input_shape)
     paddle.jit.save(wrapper, prefix, input_spec=specs)
     info = deploy_info(task, specs, output, cfg, dataset, size_divisor=required_size_divisor(model))
-    import yaml
-
     atomic_write_text(os.path.join(out_dir, "deploy.yml"), yaml.safe_dump(info, sort_keys=False))
     model_file = os.path.join(out_dir, MODEL_FILE)
     if not os.path.isfile(model_file):  # Paddle < 3 writes .pdmodel
@@ -152,8 +159,6 @@ def _window_info(task: Task, normalize: Mapping[str, Any] | None, dataset: Any) 
 
 def deploy_info(task: Task, specs: Sequence[paddle.static.InputSpec], output: str,
                 cfg: Mapping[str, Any] | None, dataset: Any, size_divisor: int | None = None) -> Dict[str, Any]:
-    from .builder import normalization_spec
-
     # (x / scale - mean) / std of the val pipeline: the config's val transforms for a dataset class,
     # the instance's own transform, or the class default (FactSeg: NormalizePixels, 0-255 scale).
     val_section = ((cfg or {}).get("dataset") or {}).get("val") or {}
@@ -191,8 +196,6 @@ def deploy_info(task: Task, specs: Sequence[paddle.static.InputSpec], output: st
 
 
 def load_deploy_info(model_dir: str) -> Dict[str, Any]:
-    import yaml
-
     path = os.path.join(model_dir, "deploy.yml")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} not found: is {model_dir} a folder written by tools/export.py?")
@@ -214,8 +217,6 @@ def _model_paths(model_dir: str) -> Tuple[str, str]:
 def _make_config(model_dir: str, device: str, cpu_threads: int | None, onednn: bool, deleted_passes: Sequence[str],
                  gpu_mem_mb: int, gpu_id: int, trt: bool, trt_precision: str, trt_workspace: int,
                  trt_min_subgraph: int, trt_shapes: Mapping[str, Sequence[Sequence[int]]] | None):
-    from paddle import inference
-
     model_file, params_file = _model_paths(model_dir)
     config = inference.Config(model_file, params_file)
     config.disable_glog_info()
@@ -278,8 +279,6 @@ def create_predictor(model_dir: str, device: str = "cpu", cpu_threads: int | Non
     (``enable_mkldnn()`` as is — fails on DANet with Paddle 3.3.1), "off".
     ``trt_shapes``: input name -> (min, max, optimal) shapes for TensorRT dynamic shapes.
     """
-    from paddle import inference
-
     if onednn not in ("auto", "on", "plain", "off"):
         raise ValueError(f"onednn must be auto, on, plain or off, got {onednn!r}")
     base = dict(device=device, cpu_threads=cpu_threads, gpu_mem_mb=gpu_mem_mb, gpu_id=gpu_id, trt=trt,
@@ -356,3 +355,38 @@ def check_export(model: paddle.nn.Layer, task: Task, model_dir: str, inputs: Seq
         except Exception as exc:  # report, do not hide: a failing mode is a finding
             report[f"predictor_onednn_{mode}"] = {"error": str(exc).strip().splitlines()[0]}
     return report
+
+
+def export_from_config(cfg: Dict[str, Any], weights: str | None, out_dir: str,
+                       input_shape: Sequence[int | None] | None = None, output: str | None = None,
+                       check_size: Sequence[int] | None = None, cpu_threads: int | None = None,
+                       trust_pickle: bool = False) -> Dict[str, Any]:
+    """Build the config's model, load ``weights``, export it to ``out_dir`` (``export_model``) and, with
+    ``check_size`` (H, W), compare the exported model with dygraph on a random input (``check_export``,
+    written to ``export_check.json``). ``trust_pickle``: read ``weights`` (and ``model.pretrained``) with
+    plain pickle (``rsrepro.safe_load``). The CLI is tools/export.py."""
+    select_device("cpu")
+    task = build_task(cfg)
+    with trusted_pickle(trust_pickle or None):
+        model = build_model(cfg)
+        if weights:
+            load_trained_weights(model, weights)
+    model.eval()
+    shape = list(input_shape) if input_shape is not None else list(cfg["export"]["input_shape"])
+    shape = [None if d is None or int(d) < 0 else int(d) for d in shape]
+    output = output or cfg["export"]["output"]
+    section = cfg["dataset"].get("val") or cfg["dataset"].get("train")
+    dataset_meta = DATASETS.get(section["type"]) if section else None
+    result = export_model(model, task, out_dir, shape, output, cfg, dataset_meta)
+    files = [os.path.basename(result["model_file"]), os.path.basename(result["params_file"]), "deploy.yml"]
+    print(f"exported to {out_dir}: {', '.join(files)}")
+    if check_size:
+        h, w = int(check_size[0]), int(check_size[1])
+        batch = shape[0] or 1
+        rng = np.random.default_rng(0)
+        inputs = [rng.standard_normal((batch, shape[1] or 3, h, w)).astype(np.float32) for _ in range(task.num_inputs)]
+        report = check_export(model, task, out_dir, inputs, output, cpu_threads=cpu_threads)
+        atomic_write_json(os.path.join(out_dir, "export_check.json"), report)
+        print(json.dumps(report, indent=1, default=str))
+        result["check"] = report
+    return result

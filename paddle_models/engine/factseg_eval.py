@@ -3,7 +3,7 @@
 Official protocol (``tools/isaid_eval.py::SegmSlidingWinInference`` with ``patch_size=896``,
 ``stride=512``, ``size_divisor=32``; shared/specs/factseg.md):
 
-1. windows: ``common.windows.factseg_windows`` (896 / 512, last window shifted inward, a side shorter
+1. windows: ``rsrepro.windows.factseg_windows`` (896 / 512, last window shifted inward, a side shorter
    than 896 gives one window of its length), row by row;
 2. per window: the uint8 pixels as float32, ``(x - mean) / std`` on the 0-255 scale (or the crop of an
    image the dataset already normalised the same way), zero-padded at the bottom/right to a multiple
@@ -13,7 +13,7 @@ Official protocol (``tools/isaid_eval.py::SegmSlidingWinInference`` with ``patch
    ``canvas / count``; argmax over the classes (first maximum on ties). No flip, no scales;
 4. one 16 x 16 confusion matrix over all images (background included): IoU per class, mIoU over the 16
    classes and the 15-class foreground mean. Per-class names are the iSAID devkit's
-   (``common.isaid.DEVKIT_CLASS_NAMES``, see ``NAMING_NOTE``).
+   (``rsrepro.isaid.DEVKIT_CLASS_NAMES``, see ``NAMING_NOTE``).
 
 Streaming: the official code keeps every window's output AND a full-size ``(1, 16, H, W)`` float32 canvas
 (10.8 GB each for a 13,000 x 13,000 image). Here only the rows of one window row are open: after a row
@@ -51,9 +51,12 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Sequence, T
 import numpy as np
 import paddle
 
-from common.isaid import DEVKIT_CLASS_NAMES, IGNORE_INDEX, MEAN, NAMING_NOTE, NUM_CLASSES, STD
-from common.metrics import ConfusionMatrix, format_iou_table, segmentation_scalars
-from common.windows import Window, factseg_window_rows, factseg_windows
+from rsrepro.isaid import DEVKIT_CLASS_NAMES, IGNORE_INDEX, MEAN, NAMING_NOTE, NUM_CLASSES, STD
+from rsrepro.metrics import ConfusionMatrix, format_iou_table, segmentation_scalars
+from rsrepro.windows import Window, factseg_window_rows, factseg_windows
+
+from .distributed import gather_merge, progress_bar, unwrap_model, world
+from .scores import fused_scores
 
 __all__ = [
     "FactSegSlidingWindow",
@@ -64,21 +67,6 @@ __all__ = [
 ]
 
 Size = int | Tuple[int, int]
-
-
-def fused_scores(outputs: Any) -> paddle.Tensor:
-    """Class probabilities from whatever the FactSeg model returned (``output`` auto/probability/all/logits)."""
-    if isinstance(outputs, (list, tuple)):
-        if len(outputs) == 1:  # the engine's as_outputs() of the eval-mode probability
-            return outputs[0]
-        if len(outputs) == 3:
-            return outputs[2]
-        if len(outputs) == 2:
-            from ..factseg import fused_probability
-
-            return fused_probability(outputs[0], outputs[1])
-        raise ValueError(f"unexpected FactSeg outputs: a {type(outputs).__name__} of {len(outputs)}")
-    return outputs
 
 
 @dataclass
@@ -310,25 +298,22 @@ class FactSegEvaluator:
                  max_samples: int | None = None, progress: bool = True) -> Dict[str, Any]:
         """``ConfusionMatrix.summary`` (``miou`` over all classes, ``fg_miou``, per-class table) plus
         ``protocol``, ``samples``, ``seconds``, ``naming_note`` and ``confusion_matrix``."""
-        from .builder import unwrap_model
-        from .evaluator import _gather_merge, _progress, _world
-
         net = unwrap_model(model)
         was_training = net.training
         net.eval()
         matrix = ConfusionMatrix(self.protocol.num_classes, self.ignore_index)
         start = time.perf_counter()
         total = len(dataset) if max_samples is None else min(len(dataset), int(max_samples))
-        rank, world = _world()
-        indices = range(rank, total, world)
+        rank, size = world()
+        indices = range(rank, total, size)
         try:
-            for index in _progress(indices, len(indices), "eval", progress):
+            for index in progress_bar(indices, len(indices), "eval", progress):
                 image, label = dataset[index]
                 self.protocol.update(matrix, net, image, label)
         finally:
             if was_training:
                 net.train()
-        matrix = _gather_merge(matrix)
+        matrix = gather_merge(matrix)
         summary = _summary(matrix, self.protocol, self.class_names, self.fg_start)
         summary.update(samples=total, seconds=time.perf_counter() - start)
         return summary

@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping
 
 import paddle
 
-from common.schedule_math import normalize_schedule
+from rsrepro.schedule_math import normalize_schedule
 
 OPTIMIZER_KEYS = {"type", "momentum", "weight_decay", "betas", "eps", "grad_clip_norm", "lr_mult",
                   "nesterov"}
@@ -59,7 +59,7 @@ def param_groups(model: paddle.nn.Layer, lr_mult: Mapping[str, float] | None) ->
 
 
 def build_scheduler(cfg: Mapping[str, Any], total_steps: int) -> paddle.optimizer.lr.LRScheduler:
-    """Paddle scheduler equal to ``common.schedule_math.lr_at`` (proved by alignment/check_lr.py)."""
+    """Paddle scheduler equal to ``rsrepro.schedule_math.lr_at`` (proved by alignment/check_lr.py)."""
     cfg = normalize_schedule(cfg)
     base = float(cfg["base_lr"])
     warmup = int(cfg["warmup_iters"])

@@ -15,68 +15,34 @@ exported output        logits / probability / label of output 0    change score 
 =====================  ==========================================  ================================
 
 A new model of an existing task needs only a config. A model with an unusual output adds a score
-function (``evaluator.SEG_SCORES`` / ``evaluator.CD_SCORES``) and, if its loss returns one scalar but
-has named parts worth logging, a loss-term splitter (``register_loss_terms``). A new task is a
-``Task`` subclass registered in ``TASKS``.
+function (``scores.SEG_SCORES`` / ``scores.CD_SCORES``). A loss whose parts are worth logging exposes
+them one way: ``loss.terms(outputs, labels) -> {name: tensor}``, whose sum is the loss (named by
+``task.output_names`` in order when the count matches, else by the loss's own names); a loss without
+``terms`` is logged as one term. A new task is a ``Task`` subclass registered in ``TASKS``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+import inspect
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import paddle
 import paddle.nn.functional as F
 
-from common.registry import Registry
+from rsrepro.data import DATASETS, normalization_of, normalization_spec
+from rsrepro.data.cd_transforms import PREPROCESSING, resolve_means
+from rsrepro.data.cdd import CDDDataset
+from rsrepro.factseg import SIZE_DIVISOR
+from rsrepro.registry import Registry
 
-from ..losses.cross_entropy import MultiOutputCrossEntropy, masked_cross_entropy
-from ..losses.lsnet_hybrid import LSNetHybridLoss
-from .evaluator import (
-    CD_SCORES,
-    SEG_SCORES,
-    ChangeDetectionEvaluator,
-    SegmentationEvaluator,
-    SegProtocol,
-    as_outputs,
-    predict_scores,
-)
+from .evaluator import ChangeDetectionEvaluator, SegmentationEvaluator, SegProtocol, predict_scores
+from .factseg_eval import FactSegEvaluator, FactSegSlidingWindow
+from .scores import CD_SCORES, SEG_SCORES, as_outputs
 
-__all__ = ["TASKS", "Task", "SegmentationTask", "ChangeDetectionTask", "register_loss_terms", "apply_cd_preprocess",
-           "build_task"]
+__all__ = ["TASKS", "Task", "SegmentationTask", "ChangeDetectionTask", "apply_cd_preprocess", "build_task"]
 
 TASKS = Registry("task")
-
-# loss class -> fn(loss, outputs, labels) -> list of UNWEIGHTED per-output terms; total = sum(w * t)
-LossTerms = Callable[[Any, Sequence[Any], paddle.Tensor], Tuple[List[paddle.Tensor], Sequence[float]]]
-_LOSS_TERMS: Dict[type, LossTerms] = {}
-
-
-def register_loss_terms(loss_type: type) -> Callable[[LossTerms], LossTerms]:
-    """Register how a loss splits into named terms for the logs (its forward must equal the sum)."""
-
-    def decorator(fn: LossTerms) -> LossTerms:
-        _LOSS_TERMS[loss_type] = fn
-        return fn
-
-    return decorator
-
-
-@register_loss_terms(MultiOutputCrossEntropy)
-def _multi_output_ce_terms(loss: MultiOutputCrossEntropy, outputs: Sequence[Any], labels: paddle.Tensor):
-    # The same computation as MultiOutputCrossEntropy.forward, one term at a time.
-    if len(outputs) != len(loss.weights):
-        raise ValueError(f"expected {len(loss.weights)} outputs (one per weight), got {len(outputs)}")
-    labels = labels.astype("int64")
-    return [masked_cross_entropy(o, labels, loss.ignore_index) for o in outputs], loss.weights
-
-
-@register_loss_terms(LSNetHybridLoss)
-def _lsnet_hybrid_terms(loss: LSNetHybridLoss, outputs: Sequence[Any], labels: paddle.Tensor):
-    # (cross-entropy, Dice) on the final logits, as LSNetHybridLoss.forward sums them (weights 1);
-    # name them with task.output_names, e.g. [ce, dice].
-    return list(loss.terms(outputs, labels)), (1.0, 1.0)
-
 
 class Task:
     """Base adapter. Subclasses set ``name``, ``num_inputs`` and ``best_metric`` and implement the
@@ -100,24 +66,15 @@ class Task:
     def forward(self, model: paddle.nn.Layer, inputs: Sequence[paddle.Tensor]) -> Any:
         return model(*inputs)
 
-    def term_name(self, index: int) -> str:
-        return self.output_names[index] if index < len(self.output_names) else f"out{index}"
-
     def loss_terms(self, loss_fn: Any, outputs: Any, label: paddle.Tensor) -> Dict[str, paddle.Tensor]:
-        """``{"loss": total, "<term>": value, ...}``; total is what is back-propagated."""
-        splitter = next((fn for cls, fn in _LOSS_TERMS.items() if isinstance(loss_fn, cls)), None)
-        if splitter is None and hasattr(loss_fn, "terms"):
-            named = loss_fn.terms(outputs, label)
-            total = sum(named.values())
-            return {"loss": total, **named}
-        if splitter is None:
+        """``{"loss": total, "<term>": value, ...}``; total (the sum of the terms, as the loss's forward
+        sums them) is what is back-propagated."""
+        if not hasattr(loss_fn, "terms"):
             return {"loss": loss_fn(outputs, label)}
-        terms, weights = splitter(loss_fn, as_outputs(outputs), label)
-        total = sum(w * t for w, t in zip(weights, terms))
-        out = {"loss": total}
-        for index, term in enumerate(terms):
-            out[self.term_name(index)] = term
-        return out
+        named = loss_fn.terms(outputs, label)
+        if len(self.output_names) == len(named):
+            named = dict(zip(self.output_names, named.values()))
+        return {"loss": sum(named.values()), **named}
 
     # ---- evaluation / deployment hooks
     def build_evaluator(self, dataset: Any = None) -> Any:
@@ -136,8 +93,6 @@ class SegmentationTask(Task):
     best_metric = "miou"
 
     def protocol(self, dataset: Any = None, eval_cfg: Mapping[str, Any] | None = None) -> SegProtocol:
-        from .builder import normalization_of
-
         mean, std = normalization_of(dataset) if dataset is not None else ((0.485, 0.456, 0.406),
                                                                            (0.229, 0.224, 0.225))
         return SegProtocol.from_config(eval_cfg if eval_cfg is not None else self.cfg["eval"], mean, std)
@@ -165,14 +120,9 @@ class SegmentationTask(Task):
 
     def _factseg_evaluator(self, protocol: SegProtocol, dataset: Any, eval_cfg: Mapping[str, Any],
                            ignore: int | None) -> Any:
-        from common.factseg import SIZE_DIVISOR
-
-        from .builder import normalization_spec
-        from .factseg_eval import FactSegEvaluator, FactSegSlidingWindow
-
         unsupported = [what for what, bad in (("eval.flip", protocol.flip), ("eval.scales", protocol.scales != (1.0,)),
                                               ("eval.base_size", protocol.base_size is not None)) if bad]
-        if unsupported:  # the config check (builder._eval_problems) reports these with their source
+        if unsupported:  # the config check (run_config._eval_problems) reports these with their source
             raise ValueError(f"eval.window_rule 'factseg' evaluates with FactSeg's official protocol (one scale, "
                              f"no flip, streamed); not supported: {', '.join(unsupported)}")
         spec = normalization_spec(dataset)
@@ -225,13 +175,6 @@ class ChangeDetectionTask(Task):
         "dasnet": RGB -> BGR, minus the per-time BGR mean (t0 and t1 differ), no std, no scaling;
         "lsnet": raw 0-255 RGB. ``dataset``: the class or an instance (default: the configured type).
         """
-        import inspect
-
-        from data.cd_transforms import resolve_means
-        from data.cdd import CDDDataset
-
-        from .builder import DATASETS
-
         section = self.cfg["dataset"].get("val") or self.cfg["dataset"].get("train") or {}
         cls = dataset if isinstance(dataset, type) or dataset is None else type(dataset)
         if cls is None and section.get("type") in DATASETS.names():
@@ -285,10 +228,8 @@ class ChangeDetectionTask(Task):
 
 def apply_cd_preprocess(spec: Mapping[str, Any], t0: np.ndarray, t1: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Apply a :meth:`ChangeDetectionTask.preprocess_spec` to two uint8 RGB images -> two float32
-    3 x H x W arrays, with the dataset's own functions (``data.cd_transforms.PREPROCESSING``), so that
+    3 x H x W arrays, with the dataset's own functions (``rsrepro.data.cd_transforms.PREPROCESSING``), so that
     deployment feeds the model bit for bit what evaluation feeds it."""
-    from data.cd_transforms import PREPROCESSING
-
     if spec.get("type") not in PREPROCESSING:
         raise ValueError(f"preprocess type must be one of {sorted(PREPROCESSING)}, got {spec.get('type')!r}")
     means = spec.get("mean") or (None, None)

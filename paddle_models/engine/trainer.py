@@ -30,24 +30,24 @@ log line / evaluation), ``vdl/`` (VisualDL), ``checkpoints/iter_*.pdckpt`` + ``l
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
-import logging
 import math
 import os
-import sys
+import random
+import shutil
 import time
 import warnings
-from typing import Any, Dict, Iterator, List, Mapping
+from typing import Any, Dict, List, Mapping
 
 import numpy as np
 import paddle
+from tqdm import tqdm
 
-from common.config import dump_config, public
-from common.fileio import atomic_save, atomic_write_json, atomic_write_text, pause_point
-from common.safe_load import trusted_pickle
+from rsrepro.config import ConfigError, dump_config, public, source_of
+from rsrepro.fileio import atomic_write_json, atomic_write_text, pause_point
+from rsrepro.safe_load import trusted_pickle
 
-from .builder import build_dataset, build_loss, build_model, unwrap_model
+from .builder import build_dataset, build_loss, build_model
 from .checkpoint import (
     CheckpointError,
     CheckpointManager,
@@ -57,8 +57,11 @@ from .checkpoint import (
     restore_training_state,
     save_weights,
 )
+from .distributed import select_device, unwrap_model
 from .optim import build_optimizer, build_scheduler
+from .sampler import ResumableBatchSampler, epoch_indices
 from .tasks import build_task
+from .train_log import LogWindow, format_duration, make_logger, plot_history
 
 __all__ = ["Trainer", "TrainingDivergedError", "ResumableBatchSampler", "epoch_indices", "plot_history",
            "select_device"]
@@ -76,158 +79,6 @@ def _count_non_finite(x: paddle.Tensor) -> int:
     return int((~paddle.isfinite(x)).sum()) if paddle.is_floating_point(x) else 0
 
 
-# ------------------------------------------------------------------------------------ sampling
-def epoch_indices(num_samples: int, seed: int, epoch: int, shuffle: bool, rank: int = 0,
-                  world_size: int = 1) -> List[int]:
-    """This rank's sample order for ``epoch`` (framework-free).
-
-    The order is a permutation drawn from ``numpy.random.default_rng([seed, epoch])`` (or
-    0..n-1 without shuffle), padded by repeating its head until it divides by ``world_size``, then
-    sharded ``order[rank::world_size]`` — every rank gets the same number of samples, as torch's and
-    Paddle's distributed samplers do.
-    """
-    order = np.arange(num_samples)
-    if shuffle:
-        order = np.random.default_rng([int(seed), int(epoch)]).permutation(num_samples)
-    total = int(math.ceil(num_samples / world_size)) * world_size
-    if total > num_samples:
-        order = np.concatenate([order, np.resize(order, total - num_samples)])
-    return order[rank::world_size].tolist()
-
-
-class ResumableBatchSampler(paddle.io.DistributedBatchSampler):
-    """``DistributedBatchSampler`` with a seeded order and a start position inside an epoch.
-
-    Paddle's own sampler orders epoch ``e`` by ``RandomState(e)`` regardless of any seed and always
-    starts at the first batch; an exact resume needs both. ``set_epoch(epoch, skip=k)`` makes the
-    next iteration yield the epoch's batches from batch ``k`` on (the skipped ones are not loaded).
-    """
-
-    def __init__(self, dataset: Any, batch_size: int, num_replicas: int = 1, rank: int = 0,
-                 shuffle: bool = True, drop_last: bool = True, seed: int = 0) -> None:
-        super().__init__(dataset, batch_size, num_replicas=num_replicas, rank=rank, shuffle=shuffle,
-                         drop_last=drop_last)
-        self.seed = int(seed)
-        self.skip = 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:  # type: ignore[override]
-        self.epoch = int(epoch)
-        self.skip = int(skip)
-
-    def __iter__(self) -> Iterator[List[int]]:
-        indices = epoch_indices(len(self.dataset), self.seed, self.epoch, self.shuffle, self.local_rank,
-                                self.nranks)
-        batches = [indices[i:i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
-            batches.pop()
-        yield from batches[self.skip:]
-
-
-# ------------------------------------------------------------------------------------- helpers
-def select_device(device: str | None = None) -> str:
-    """"gpu" when Paddle has CUDA and a card is visible, else "cpu" (or the one asked for)."""
-    if device is None:
-        device = "gpu" if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0 else "cpu"
-    if device.startswith("gpu") and not paddle.is_compiled_with_cuda():
-        raise RuntimeError("--device gpu: this Paddle build has no CUDA (install paddlepaddle-gpu)")
-    paddle.set_device(device)
-    return device.split(":")[0]
-
-
-def _format_seconds(seconds: float) -> str:
-    return str(datetime.timedelta(seconds=int(max(0.0, seconds))))
-
-
-class _TqdmHandler(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(self.format(record), file=sys.stdout)
-
-
-def _make_logger(work_dir: str, rank: int) -> logging.Logger:
-    logger = logging.getLogger(f"paddle_rs.train.{os.path.abspath(work_dir)}.{rank}")
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S")
-    console = _TqdmHandler()
-    console.setFormatter(fmt)
-    console.setLevel(logging.INFO if rank == 0 else logging.WARNING)
-    logger.addHandler(console)
-    name = "train.log" if rank == 0 else f"train.rank{rank}.log"
-    file_handler = logging.FileHandler(os.path.join(work_dir, name), encoding="utf-8")
-    file_handler.setFormatter(fmt)
-    logger.addHandler(file_handler)
-    return logger
-
-
-def plot_history(history: List[Mapping[str, Any]], path: str, title: str = "") -> str:
-    """Loss terms (left) and evaluation metrics (right) against the iteration, as a PNG (atomic)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    train = [r for r in history if r.get("type") == "train"]
-    evals = [r for r in history if r.get("type") == "eval"]
-    fig = Figure(figsize=(11, 4.2), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 2, 1)
-    if train:
-        iters = [r["iter"] for r in train]
-        terms = [k for k in train[-1]["losses"]]
-        for key in terms:
-            ax.plot(iters, [r["losses"].get(key, np.nan) for r in train], label=key,
-                    linewidth=2.0 if key == "loss" else 1.0)
-        ax.set_yscale("log")
-        ax.legend(loc="upper right", fontsize=8)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss (log scale)")
-    ax.grid(True, alpha=0.3)
-    ax2 = fig.add_subplot(1, 2, 2)
-    if evals:
-        iters = [r["iter"] for r in evals]
-        for key in evals[-1]["metrics"]:
-            if key == "best_threshold":
-                continue
-            ax2.plot(iters, [r["metrics"].get(key, np.nan) for r in evals], "o-", label=key)
-        ax2.legend(loc="lower right", fontsize=8)
-    if train:
-        ax3 = ax2.twinx()
-        ax3.plot([r["iter"] for r in train], [r["lr"] for r in train], color="gray", alpha=0.5, linewidth=1)
-        ax3.set_ylabel("lr (gray)")
-    ax2.set_xlabel("iteration")
-    ax2.set_ylabel("evaluation metric")
-    ax2.grid(True, alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return str(atomic_save(path, lambda tmp: fig.savefig(tmp, format="png")))
-
-
-class _Window:
-    """Running sums between two log lines."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.count = 0
-        self.losses: Dict[str, float] = {}
-        self.batch_cost = 0.0
-        self.reader_cost = 0.0
-        self.samples = 0
-
-    def add(self, losses: Mapping[str, float], batch_cost: float, reader_cost: float, samples: int) -> None:
-        self.count += 1
-        for key, value in losses.items():
-            self.losses[key] = self.losses.get(key, 0.0) + value
-        self.batch_cost += batch_cost
-        self.reader_cost += reader_cost
-        self.samples += samples
-
-
 # ------------------------------------------------------------------------------------- trainer
 class Trainer:
     """Config-driven trainer (module docstring).
@@ -240,8 +91,8 @@ class Trainer:
         device: "cpu" / "gpu" (default: gpu when available).
         progress: tqdm progress bars (auto-disabled when stdout is not a terminal).
         trust_pickle: read the ``resume`` checkpoint and ``model.pretrained`` with plain pickle
-            (``common.safe_load``; only for files from a trusted source). False defers to an enclosing
-            ``with common.safe_load.trusted_pickle():`` (restricted unpickler outside one).
+            (``rsrepro.safe_load``; only for files from a trusted source). False defers to an enclosing
+            ``with rsrepro.safe_load.trusted_pickle():`` (restricted unpickler outside one).
     """
 
     def __init__(self, cfg: Mapping[str, Any], work_dir: str | None = None, resume: str | None = None,
@@ -261,7 +112,7 @@ class Trainer:
         self.rank = paddle.distributed.get_rank()
         created = not os.path.exists(self.work_dir)
         os.makedirs(self.work_dir, exist_ok=True)
-        self.log = _make_logger(self.work_dir, self.rank)
+        self.log = make_logger(self.work_dir, self.rank)
         try:
             self.task = build_task(cfg)
             self._setup_data()
@@ -298,13 +149,9 @@ class Trainer:
             self.log.removeHandler(handler)
             handler.close()
         if created and self.rank == 0:
-            import shutil
-
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def _setup_seeds_and_model(self) -> None:
-        import random
-
         seed = int(self.train_cfg["seed"])
         random.seed(seed)
         np.random.seed(seed)
@@ -322,8 +169,6 @@ class Trainer:
 
     def _setup_data(self) -> None:
         tc = self.train_cfg
-        from common.config import ConfigError, source_of
-
         if self.cfg["dataset"].get("train") is None:
             raise ConfigError(f"{self.cfg.get('_config_path')}: dataset.train is not configured")
         self.train_dataset = build_dataset(self.cfg, "train", seed=int(tc["seed"]))
@@ -350,8 +195,6 @@ class Trainer:
         return self.total_iters if by == "iter" else int(math.ceil(self.total_iters / self.iters_per_epoch))
 
     def _check_schedule_length(self) -> None:
-        from common.config import ConfigError, source_of
-
         sched = self.cfg["lr_scheduler"]
         warmup = int(sched.get("warmup_iters", 0) or 0)
         steps = self._schedule_steps()
@@ -628,20 +471,16 @@ class Trainer:
             self.log.info(f"new best {self.best_metric} {value:.4f} -> {path}")
 
     # ---- logging
-    def _log_window(self, window: _Window) -> None:
-        n = max(1, window.count)
-        losses = {k: v / n for k, v in window.losses.items()}
-        batch_cost = window.batch_cost / n
-        reader_cost = window.reader_cost / n
-        ips = window.samples * self.world / window.batch_cost if window.batch_cost > 0 else 0.0
-        eta = batch_cost * (self.total_iters - self.iteration)
+    def _log_window(self, window: LogWindow) -> None:
+        losses = window.losses()
+        batch_cost, reader_cost, ips = window.batch_cost(), window.reader_cost(), window.ips(self.world)
         lr = float(self._lr_of_last_step)
         terms = " ".join(f"{k} {v:.4f}" for k, v in losses.items() if k != "loss")
         if self.rank == 0:
             self.log.info(f"[train] epoch {self.epoch_of(self.iteration)} iter {self.iteration}/{self.total_iters} "
                           f"loss {losses['loss']:.4f}" + (f" ({terms})" if terms else "")
                           + f" lr {lr:.6g} batch_cost {batch_cost:.3f}s reader_cost {reader_cost:.4f}s "
-                          f"ips {ips:.2f} samples/s eta {_format_seconds(eta)}")
+                          f"ips {ips:.2f} samples/s eta {window.eta(self.total_iters - self.iteration)}")
             if self.vdl is not None:
                 for key, value in losses.items():
                     self.vdl.add_scalar("Train/loss" if key == "loss" else f"Train/loss_{key}", value, self.iteration)
@@ -674,8 +513,6 @@ class Trainer:
     def train(self, stop_at: int | None = None) -> Dict[str, Any]:
         """Train to ``train.iters`` / ``epochs`` (or stop after iteration ``stop_at``, saving a checkpoint
         there, as if interrupted). Returns the summary written to ``train_summary.json``."""
-        from tqdm import tqdm
-
         tc = self.train_cfg
         end = self.total_iters if stop_at is None else min(self.total_iters, int(stop_at))
         if self.rank == 0:
@@ -689,7 +526,7 @@ class Trainer:
                 self.log.info(self.amp_note)
         start_iter = self.iteration
         start_time = time.perf_counter()
-        window = _Window()
+        window = LogWindow()
         totals = {"reader": 0.0, "batch": 0.0}  # whole-run costs: is data loading the bottleneck?
         self._lr_of_last_step = self.optimizer.get_lr()
         bar = tqdm(total=end, initial=self.iteration, desc="train", dynamic_ncols=True, leave=False,
@@ -758,7 +595,7 @@ class Trainer:
         best = self.best
         best_text = (f"best {best['metric']} {best['value']:.4f} at epoch {best['epoch']} iter {best['iteration']}"
                      if best.get("value") is not None else "no evaluation")
-        line = (f"{'done' if finished else 'stopped'}: {done} iterations in {_format_seconds(elapsed)} "
+        line = (f"{'done' if finished else 'stopped'}: {done} iterations in {format_duration(elapsed)} "
                 f"({elapsed / max(1, done):.3f} s/iter), iteration {self.iteration}/{self.total_iters}, "
                 f"final loss {final_loss:.4f}, {best_text}; checkpoint {self.ckpt.last_path}"
                 if final_loss is not None else

@@ -3,7 +3,7 @@
 ``FPN``: lateral 1x1 convs ``fpn_inner1..4`` and output 3x3 convs ``fpn_layer1..4`` with bias,
 kaiming_uniform(a=1) weights and zero bias (SimpleCV / maskrcnn-benchmark), nearest x2 top-down path.
 ``AssymetricDecoder``: per scale Conv3x3 (no bias) - BatchNorm - ReLU - bilinear x2 (align_corners=True)
-layers (``common.factseg.decoder_plan``), averaged over the scales. The decoder convs start from torch's
+layers (``rsrepro.factseg.decoder_plan``), averaged over the scales. The decoder convs start from torch's
 default initialisation (``torch_default_init``) so that a Paddle run starts from the same distribution
 as the official one; the BatchNorm momentum is torch's 0.1 (Paddle 0.9).
 """
@@ -17,7 +17,7 @@ import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from common.factseg import decoder_plan
+from rsrepro.factseg import decoder_plan
 
 from ..backbones.resnet import batch_norm
 from . import resize

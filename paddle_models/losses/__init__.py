@@ -1,5 +1,5 @@
 """Losses; every module here registers its losses in ``LOSSES`` on import."""
 
-from common.discovery import import_submodules
+from rsrepro.discovery import import_submodules
 
 import_submodules(__name__, __path__)

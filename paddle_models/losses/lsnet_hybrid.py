@@ -12,13 +12,13 @@ softmax / cross_entropy kernels clip logit gaps beyond 64 (torch does not).
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Dict, Sequence
 
 import paddle
 import paddle.nn.functional as F
 from paddle import nn
 
-from common.lsnet import DICE_MODES, check_dice_mode, check_label_range, check_shapes, dice_sum_dims
+from rsrepro.lsnet import DICE_MODES, check_dice_mode, check_label_range, check_shapes, dice_sum_dims
 
 from ..registry import LOSSES
 from .cross_entropy import exact_log_softmax, masked_cross_entropy
@@ -42,19 +42,20 @@ class LSNetHybridLoss(nn.Layer):
         self.eps = float(eps)
 
     def terms(self, outputs: paddle.Tensor | Sequence[paddle.Tensor],
-              labels: paddle.Tensor) -> Tuple[paddle.Tensor, paddle.Tensor]:
-        """(cross-entropy, Dice loss) — the two terms the official training logs."""
+              labels: paddle.Tensor) -> Dict[str, paddle.Tensor]:
+        """``{"ce": cross-entropy, "dice": Dice loss}``, the two terms the official training logs (their
+        sum is the loss)."""
         logits = outputs if isinstance(outputs, paddle.Tensor) else outputs[-1]
         check_shapes(tuple(logits.shape), tuple(labels.shape))
         labels = labels.astype("int64")
         check_label_range(int(labels.min()), int(labels.max()), logits.shape[1])
         ce = masked_cross_entropy(logits, labels, ignore_index=-100)  # every pixel is valid
-        return ce, dice_loss(logits, labels, self.dice, self.eps)
+        return {"ce": ce, "dice": dice_loss(logits, labels, self.dice, self.eps)}
 
     def forward(self, outputs: paddle.Tensor | Sequence[paddle.Tensor],
                 labels: paddle.Tensor) -> paddle.Tensor:
-        ce, dice = self.terms(outputs, labels)
-        return ce + dice
+        terms = self.terms(outputs, labels)
+        return terms["ce"] + terms["dice"]
 
 
 @LOSSES.register("lsnet_hybrid")

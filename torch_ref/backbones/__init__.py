@@ -1,4 +1,4 @@
-from common.resnet_rules import layer_dilations
+from rsrepro.resnet_rules import layer_dilations
 
 from .resnet import Bottleneck, ResNet, build_resnet
 

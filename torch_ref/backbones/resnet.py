@@ -2,7 +2,7 @@
 
 Follows the backbone of the official DANet code (junfu1115/DANet, 2019 tree, ``encoding.dilated``):
 torchvision module names (``conv1``, ``bn1``, ``layer1..4``, ``fc``), stride on the 3x3 conv, the
-per-block dilation rule of ``common.resnet_rules.layer_dilations`` and multi-grid for layer4.
+per-block dilation rule of ``rsrepro.resnet_rules.layer_dilations`` and multi-grid for layer4.
 With ``dilated=False`` it is torchvision's ResNet-50 (the FactSeg encoder).
 
 Deviations from the official code: none in the default configuration. ``deep_stem=True`` is the
@@ -17,7 +17,7 @@ from typing import List, Sequence
 import torch
 from torch import nn
 
-from common.resnet_rules import layer_dilations, resnet_depths, stage_plan
+from rsrepro.resnet_rules import layer_dilations, resnet_depths, stage_plan
 
 
 class Bottleneck(nn.Module):

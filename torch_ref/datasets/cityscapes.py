@@ -22,7 +22,7 @@ Args of ``CityscapesSegmentation``:
     target_transform (callable | None): applied to the label tensor. Default None.
     base_size (int): Default 1024. crop_size (int): Default 768.
     scale (bool): random short side in [0.75, 2.0] x base_size (official ``--scale``). Default True.
-    list_file (str | None), label_type (str): as in ``data.cityscapes.CityscapesDataset``.
+    list_file (str | None), label_type (str): as in ``rsrepro.data.cityscapes.CityscapesDataset``.
     gaussian_blur, color_jitter (bool): the Paddle 1.x port's extras (probability 0.3). Default False.
     ignore_index (int): value of ignored pixels in the returned label. Default 255 (the package's
         convention); the official code returns -1 (pass ignore_index=-1).
@@ -52,9 +52,9 @@ import torch
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from torch.utils import data
 
-from data.cityscapes import find_cityscapes_pairs, read_list_file
-from data.errors import DatasetError
-from data.io import read_image, read_label
+from rsrepro.data.cityscapes import find_cityscapes_pairs, read_list_file
+from rsrepro.data.errors import DatasetError
+from rsrepro.data.io import read_image, read_label
 
 __all__ = ["CityscapesSegmentation", "input_transform"]
 

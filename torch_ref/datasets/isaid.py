@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from common.isaid import MEAN, PALETTE, STD
+from rsrepro.isaid import MEAN, PALETTE, STD
 
 MASK_SUFFIX = "_instance_color_RGB.png"
 

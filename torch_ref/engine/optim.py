@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Mapping
 
 import torch
 
-from common.schedule_math import normalize_schedule
+from rsrepro.schedule_math import normalize_schedule
 
 OPTIMIZER_KEYS = {"type", "momentum", "weight_decay", "betas", "eps", "grad_clip_norm", "lr_mult",
                   "nesterov"}

@@ -4,7 +4,7 @@
 ``fpn_inner1..4`` and output 3x3 convs ``fpn_layer1..4``, all with bias, kaiming_uniform(a=1) weights
 and zero bias, no norm or activation; top-down nearest x2 upsampling of the running inner feature added
 to the next lateral. ``AssymetricDecoder`` follows FactSeg's ``module/semantic_fpn.py``: per input scale
-``blocks.i`` = ``common.factseg.decoder_plan`` layers of Conv3x3 (no bias) - BatchNorm - ReLU - bilinear
+``blocks.i`` = ``rsrepro.factseg.decoder_plan`` layers of Conv3x3 (no bias) - BatchNorm - ReLU - bilinear
 x2 (align_corners=True), summed over the scales and divided by their number (4). Module names and
 registration order equal the official ones, so the state-dict keys do too.
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.factseg import decoder_plan
+from rsrepro.factseg import decoder_plan
 
 from . import resize
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,12 +35,16 @@ class MultiOutputCrossEntropy(nn.Module):
         self.weights = tuple(float(w) for w in weights)
         self.ignore_index = int(ignore_index)
 
-    def forward(self, outputs: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    def terms(self, outputs: Sequence[torch.Tensor], labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The weighted cross-entropy of each output, ``out0``, ``out1``, ... (their sum is the loss)."""
         if len(outputs) != len(self.weights):
             raise ValueError(f"expected {len(self.weights)} outputs (one per weight), got {len(outputs)}")
         labels = labels.long()
-        return sum(w * masked_cross_entropy(o, labels, self.ignore_index)
-                   for w, o in zip(self.weights, outputs))
+        return {f"out{i}": w * masked_cross_entropy(o, labels, self.ignore_index)
+                for i, (w, o) in enumerate(zip(self.weights, outputs))}
+
+    def forward(self, outputs: Sequence[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        return sum(self.terms(outputs, labels).values())
 
 
 @LOSSES.register("danet_ce")

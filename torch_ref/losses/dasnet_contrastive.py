@@ -1,7 +1,7 @@
 """DASNet / DASNet-V2 double-margin contrastive loss (torch reference).
 
 Formulas, variants (official / weighted / cosine) and options (class weights, lambdas, STANet's
-balanced form) are documented once in ``common/dasnet.py``, which also validates the arguments for
+balanced form) are documented once in ``rsrepro/dasnet.py``, which also validates the arguments for
 both trees. The official code (lehaifeng/DASNet ``layer/loss.py`` ``ContrastiveLoss1``, DASNet-V2
 ``CLNew``) is followed operation for operation; the 0/1 label is resized to each pair's size by
 bilinear interpolation with align_corners=True and kept soft (official ``rz_label``).
@@ -14,7 +14,7 @@ from typing import Any, Dict, Sequence
 import torch
 from torch import nn
 
-from common.dasnet import (
+from rsrepro.dasnet import (
     BALANCED_EPS,
     FREQUENCY_FLOOR,
     TERM_NAMES,
@@ -31,7 +31,7 @@ def pair_distance(x0: torch.Tensor, x1: torch.Tensor, cfg: ContrastiveConfig) ->
     """Per-pixel distance (B, H, W) of two (B, C, H, W) embeddings."""
     if cfg.distance == "l2":
         return torch.sqrt(torch.pow(torch.abs(x0 - x1) + cfg.eps, 2).sum(dim=1))
-    # 1 - cos(x0, x1) as |u0 - u1|^2 / 2 of the unit vectors (see common/dasnet.py).
+    # 1 - cos(x0, x1) as |u0 - u1|^2 / 2 of the unit vectors (see rsrepro/dasnet.py).
     u0, u1 = l2_normalize(x0), l2_normalize(x1)
     return 0.5 * ((u0 - u1) ** 2).sum(dim=1)
 
@@ -78,7 +78,7 @@ def check_inputs(outputs: Any, labels: torch.Tensor) -> torch.Tensor:
     if low < 0 or high > 1:
         raise ValueError(f"dasnet_contrastive: labels must be change masks in [0, 1] (0 = unchanged, "
                          f"1 = changed), got values in [{low:g}, {high:g}]; binarise 0/255 labels first "
-                         f"(data.cdd does) — the loss has no ignore index")
+                         f"(rsrepro.data.cdd does) — the loss has no ignore index")
     return labels
 
 

@@ -17,13 +17,13 @@ the (B, C, H, W) logits, is used) or the logits themselves; ``labels`` (B, H, W)
 
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import Dict, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.lsnet import DICE_MODES, check_dice_mode, check_label_range, check_shapes, dice_sum_dims
+from rsrepro.lsnet import DICE_MODES, check_dice_mode, check_label_range, check_shapes, dice_sum_dims
 
 from ..registry import LOSSES
 
@@ -46,18 +46,19 @@ class LSNetHybridLoss(nn.Module):
         self.eps = float(eps)
 
     def terms(self, outputs: torch.Tensor | Sequence[torch.Tensor],
-              labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(cross-entropy, Dice loss) — the two terms the official training logs."""
+              labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``{"ce": cross-entropy, "dice": Dice loss}``, the two terms the official training logs (their
+        sum is the loss)."""
         logits = outputs if isinstance(outputs, torch.Tensor) else outputs[-1]
         check_shapes(tuple(logits.shape), tuple(labels.shape))
         labels = labels.long()
         check_label_range(int(labels.min()), int(labels.max()), logits.shape[1])
-        return F.cross_entropy(logits, labels), dice_loss(logits, labels, self.dice, self.eps)
+        return {"ce": F.cross_entropy(logits, labels), "dice": dice_loss(logits, labels, self.dice, self.eps)}
 
     def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor],
                 labels: torch.Tensor) -> torch.Tensor:
-        ce, dice = self.terms(outputs, labels)
-        return ce + dice
+        terms = self.terms(outputs, labels)
+        return terms["ce"] + terms["dice"]
 
 
 @LOSSES.register("lsnet_hybrid")

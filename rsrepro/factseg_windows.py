@@ -1,6 +1,6 @@
 """FactSeg's window rule under its older names (training patches, sliding-window evaluation).
 
-The rule has ONE implementation, in ``common/windows.py`` (``factseg_axis_windows``, ``factseg_windows``,
+The rule has ONE implementation, in ``rsrepro/windows.py`` (``factseg_axis_windows``, ``factseg_windows``,
 ``factseg_window_rows``, ``factseg_max_coverage``; the official SimpleCV rule is described there). This
 module only keeps the names that ``data/isaid.py`` and older code import.
 """

@@ -294,7 +294,7 @@ DATASET = Section(
         "list_file": Field("str", _MISSING, nullable=True, path="file_or_under_root",
                            doc="optional list file (as given, or relative to root)"),
         "transforms": Field(("list", "dict"), _MISSING, nullable=True,
-                            doc="data.transforms.build_transforms config"),
+                            doc="rsrepro.data.transforms.build_transforms config"),
     },
     open=True,
     doc="other keys: keyword arguments of the dataset class",
@@ -388,7 +388,7 @@ SCHEMA = Section(
             },
         ),
         "lr_scheduler": Section({"type": Field("str", REQUIRED)}, open=True, check=_schedule_check,
-                                doc="common.schedule_math schedule config"),
+                                doc="rsrepro.schedule_math schedule config"),
         "eval": Section(
             {
                 "batch_size": Field("int", 1, minimum=1),

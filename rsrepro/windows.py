@@ -24,7 +24,7 @@ inner) (:func:`factseg_axis_windows`, :func:`factseg_windows`; registered as "fa
 starts 0, 512, 1024, 1104 (a pixel can be covered by up to 3 windows per axis, 9 in all).
 :func:`factseg_window_rows` groups the windows into rows with the image rows each row finishes, for the
 streaming evaluator (``paddle_models/engine/factseg_eval.py``). This is the only implementation of the
-rule: ``common/factseg_windows.py`` re-exports it under its older names, and
+rule: ``rsrepro/factseg_windows.py`` re-exports it under its older names, and
 ``tests/test_factseg_eval.py`` checks it against a transcription of the official function.
 
 A new rule: a function ``(height, width, crop, stride) -> list of windows`` added to ``WINDOW_RULES``.

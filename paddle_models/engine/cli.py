@@ -1,15 +1,21 @@
-"""Shared command-line plumbing of the tools: config loading with overrides, protocol flags, errors."""
+"""Command-line plumbing shared by the tools (``tools/*.py``): config loading with overrides, the protocol
+flags, the ``--trust-pickle`` flag, and ``run_cli`` (config / input /
+output errors print one clear message and exit 2; a diverged training exits 3)."""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any, Callable, Dict, List, Sequence
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+from rsrepro.config import ConfigError
+from rsrepro.data.errors import DatasetError
+from rsrepro.safe_load import UntrustedPickleError
+
+from ..convert import ConversionError
+from .run_config import load_run_config
+from .trainer import TrainingDivergedError
+from .weights import CheckpointError
 
 EXIT_CONFIG = 2  # bad config / arguments / input files
 EXIT_DIVERGED = 3  # training stopped on a NaN/Inf loss
@@ -86,25 +92,7 @@ def add_trust_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace, extra: Sequence[str] = ()) -> Dict[str, Any]:
-    from paddle_models.engine.builder import load_run_config
-
     return load_run_config(args.config, list(args.opts) + list(extra))
-
-
-def load_weights(model: Any, path: str, trust_pickle: bool | None = None) -> Dict[str, Any]:
-    """``engine.builder.load_weights`` for the tools: a file that cannot be read or does not fit the
-    model (its ValueErrors) becomes a CheckpointError naming ``path`` (one message, exit 2); a file
-    refused by the safe unpickler raises ``UntrustedPickleError`` (exit 2 in run_cli)."""
-    from paddle_models.engine.builder import load_weights as load
-    from paddle_models.engine.checkpoint import CheckpointError
-
-    try:
-        return load(model, path, trust_pickle=trust_pickle)
-    except CheckpointError:
-        raise
-    except ValueError as exc:
-        text = str(exc)
-        raise CheckpointError(text if path in text else f"{path}: {text}") from None
 
 
 # Files or folders that cannot be read or written (read-only, a file in the way): OSErrors naming the path.
@@ -113,11 +101,6 @@ _OUTPUT_ERRORS = (PermissionError, NotADirectoryError, IsADirectoryError, FileEx
 
 def run_cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None = None) -> int:
     """Run a tool's ``main``; config / input / output-folder errors print one clear message and exit 2."""
-    from alignment.convert import ConversionError
-    from common.config import ConfigError
-    from common.safe_load import UntrustedPickleError
-    from data.errors import DatasetError
-
     try:
         main(argv)
     except (ConfigError, DatasetError, FileNotFoundError, ConversionError, UntrustedPickleError) as exc:
@@ -127,15 +110,10 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | N
         where = f" ({exc.filename})" if getattr(exc, "filename", None) and str(exc.filename) not in str(exc) else ""
         print(f"error: {exc}{where}", file=sys.stderr)
         return EXIT_CONFIG
-    except Exception as exc:
-        from paddle_models.engine.checkpoint import CheckpointError
-        from paddle_models.engine.trainer import TrainingDivergedError
-
-        if isinstance(exc, TrainingDivergedError):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_DIVERGED
-        if isinstance(exc, CheckpointError):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CONFIG
-        raise
+    except TrainingDivergedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     return 0
