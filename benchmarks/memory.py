@@ -39,7 +39,7 @@ from typing import Any, Dict, List
 
 import bench_utils as common  # noqa: E402
 
-# case -> (per-device batch, square crop) from the papers / official configs (specs/*.md)
+# case -> (per-device batch, square crop) from the papers / official configs (docs/*.md)
 TRAIN_DEFAULTS = {
     "danet_r50": (2, 768),    # Cityscapes: batch 8 on 4 GPUs, crop 768
     "danet_r101": (2, 768),

@@ -39,7 +39,7 @@ import numpy as np
 from rsrepro.registry import Registry
 
 from .errors import DatasetError, TransformConfigError
-from .transforms import _check_prob, _config_steps
+from .transforms import RandomFlip, _check_prob, _config_steps, rot90_arrays
 
 __all__ = [
     "MEANS_BGR",
@@ -130,36 +130,28 @@ class PairCompose:
         return "PairCompose([" + ", ".join(repr(t) for t in self.transforms) + "])"
 
 
-@CD_TRANSFORMS.register("RandomPairHFlip")
-class RandomPairHFlip:
-    """Mirror t0, t1 and the label left-right when ``rng.random() < prob`` (one draw, always made)."""
-
-    def __init__(self, prob: float = 0.5) -> None:
-        self.prob = _check_prob(prob, "RandomPairHFlip.prob")
+class _PairFlip(RandomFlip):
+    """The package's one flip (``transforms.RandomFlip``) applied to t0, t1 and the label together."""
 
     def __call__(self, t0: np.ndarray, t1: np.ndarray, label: np.ndarray, rng: random.Random) -> Triple:
-        if rng.random() < self.prob:
-            t0, t1, label = (np.ascontiguousarray(a[:, ::-1]) for a in (t0, t1, label))
+        t0, t1, label = self.flip((t0, t1, label), rng)
         return t0, t1, label
 
-    def __repr__(self) -> str:
-        return f"RandomPairHFlip(prob={self.prob})"
+
+@CD_TRANSFORMS.register("RandomPairHFlip")
+class RandomPairHFlip(_PairFlip):
+    """Mirror t0, t1 and the label left-right when ``rng.random() < prob`` (one draw, always made)."""
+
+    axis = 1
+    name = "RandomPairHFlip"
 
 
 @CD_TRANSFORMS.register("RandomPairVFlip")
-class RandomPairVFlip:
+class RandomPairVFlip(_PairFlip):
     """Mirror t0, t1 and the label top-bottom when ``rng.random() < prob`` (one draw, always made)."""
 
-    def __init__(self, prob: float = 0.5) -> None:
-        self.prob = _check_prob(prob, "RandomPairVFlip.prob")
-
-    def __call__(self, t0: np.ndarray, t1: np.ndarray, label: np.ndarray, rng: random.Random) -> Triple:
-        if rng.random() < self.prob:
-            t0, t1, label = (np.ascontiguousarray(a[::-1]) for a in (t0, t1, label))
-        return t0, t1, label
-
-    def __repr__(self) -> str:
-        return f"RandomPairVFlip(prob={self.prob})"
+    axis = 0
+    name = "RandomPairVFlip"
 
 
 @CD_TRANSFORMS.register("RandomPairRot90")
@@ -183,7 +175,7 @@ class RandomPairRot90:
     def __call__(self, t0: np.ndarray, t1: np.ndarray, label: np.ndarray, rng: random.Random) -> Triple:
         if rng.random() < self.prob:
             k = (rng.choice(self.angles) // 90) % 4
-            t0, t1, label = (np.ascontiguousarray(np.rot90(a, k)) for a in (t0, t1, label))
+            t0, t1, label = rot90_arrays((t0, t1, label), k)
         return t0, t1, label
 
     def __repr__(self) -> str:

@@ -1,6 +1,6 @@
 """Change detection datasets (CDD, BCDD, LEVIR-CD) for DASNet, DASNet-V2 and LSNet.
 
-Layouts read (the real ones; shared/specs/datasets.md, dasnet.md, lsnet.md)::
+Layouts read (the real ones; docs/datasets.md, docs/dasnet.md, docs/lsnet.md)::
 
     list layout (DASNet / DASNet-V2):  <root>/<split>.txt, one sample per line, three paths relative
         to <root> separated by a space:  train/A/00000.jpg train/B/00000.jpg train/OUT/00000.jpg

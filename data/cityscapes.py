@@ -1,6 +1,6 @@
 """Cityscapes for DANet: constants, labelId -> trainId mapping, file discovery and the dataset.
 
-Layout read (the real one; see shared/specs/datasets.md)::
+Layout read (the real one; see docs/datasets.md)::
 
     <root>/leftImg8bit/<split>/<city>/<city>_<seq>_<frame>_leftImg8bit.png      8-bit RGB
     <root>/gtFine/<split>/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png       ids 0..33 (mapped here)

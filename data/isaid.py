@@ -1,6 +1,6 @@
-"""iSAID for FactSeg: file discovery, colour-mask decoding with reporting, training windows, transforms.
+"""iSAID for FactSeg: file discovery, colour-mask decoding with reporting, training windows.
 
-Layout read (the real one; shared/specs/datasets.md)::
+Layout read (the real one; docs/datasets.md)::
 
     <root>/<split>/images/P0000.png                               8-bit RGB (some DOTA images are gray)
     <root>/<split>/masks/P0000_instance_color_RGB.png             semantic colour mask (FactSeg's folder)
@@ -16,7 +16,7 @@ the pixel count and the file (``on_unknown="warn"``, default, once per file and 
 Training samples (official ``PatchBasedDataset`` + iSAID config): every ``window`` x ``window`` window at
 stride ``stride`` over the FULL image (``rsrepro.factseg_windows``: last window shifted inward, a side
 shorter than the window gives one window of its length), in image order then window order (rows,
-then columns); transforms ``factseg_train_transforms``: h-flip 0.5, v-flip 0.5, rot90 x k with k drawn
+then columns); transforms ``transforms.factseg_train_transforms``: h-flip 0.5, v-flip 0.5, rot90 x k with k drawn
 from (0, 1, 2, 3), pad bottom/right to the window (image 0, label 255), then ``(x - mean) / std`` on the
 0-255 scale in float32. Draws come from a ``random.Random`` in that order (one ``random()`` per flip,
 one ``choice`` for k), as the official transforms draw from Python's ``random`` module.
@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import random
 import warnings
-from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 import numpy as np
 from PIL import Image
@@ -50,20 +50,24 @@ from rsrepro.isaid import CLASS_NAMES as FACTSEG_CLASS_NAMES
 from rsrepro.isaid import (
     DEVKIT_CLASS_NAMES,
     IGNORE_INDEX,
-    MEAN,
     NUM_CLASSES,
     PALETTE,
-    STD,
     ColorReport,
     decode_color_mask,
 )
 
-from .errors import DatasetError, TransformConfigError
+from .errors import DatasetError
 from .io import read_image
 from .registry import DATASETS
 from .seeding import EpochSeededSamples
-from .transforms import TRANSFORMS, Compose, PadToCrop, RandomHorizontalFlip, build_transforms
-from .transforms import _check_prob as check_prob
+from .transforms import (  # noqa: F401  (the iSAID transforms, importable from here as before)
+    NormalizePixels,
+    RandomRotate90K,
+    RandomVerticalFlip,
+    build_transforms,
+    factseg_train_transforms,
+    factseg_val_transforms,
+)
 
 __all__ = [
     "ISAIDPair",
@@ -166,95 +170,6 @@ def read_isaid_mask(path: str, on_unknown: str = "warn", window: Tuple[int, int,
             warnings.warn(f"iSAID mask {where}: {report.describe()} (reported once per file)", UserWarning,
                           stacklevel=2)
     return labels, report
-
-
-# ------------------------------------------------------------------------------------ transforms
-Label = np.ndarray | None
-
-
-@TRANSFORMS.register("RandomVerticalFlip")
-class RandomVerticalFlip:
-    """Mirror top-bottom when ``rng.random() < prob`` (one draw, always made)."""
-
-    def __init__(self, prob: float = 0.5) -> None:
-        self.prob = check_prob(prob, "RandomVerticalFlip.prob")
-
-    def __call__(self, image: np.ndarray, label: Label, rng: random.Random) -> Tuple[np.ndarray, Label]:
-        if rng.random() < self.prob:
-            image = np.ascontiguousarray(image[::-1])
-            label = None if label is None else np.ascontiguousarray(label[::-1])
-        return image, label
-
-    def __repr__(self) -> str:
-        return f"RandomVerticalFlip(prob={self.prob})"
-
-
-@TRANSFORMS.register("RandomRotate90K")
-class RandomRotate90K:
-    """Rotate counter-clockwise by 90 x k degrees, k = ``rng.choice(ks)`` (one draw, always made).
-
-    Counter-clockwise like Pillow's ``rotate(90 * k, expand=True)`` of the official transform.
-    """
-
-    def __init__(self, ks: Sequence[int] = (0, 1, 2, 3)) -> None:
-        ks = tuple(int(k) for k in ks)
-        if not ks or any(k not in (0, 1, 2, 3) for k in ks):
-            raise TransformConfigError(f"RandomRotate90K.ks must be a non-empty list of 0..3, got {ks!r}")
-        self.ks = ks
-
-    def __call__(self, image: np.ndarray, label: Label, rng: random.Random) -> Tuple[np.ndarray, Label]:
-        k = rng.choice(self.ks)
-        if k:
-            image = np.ascontiguousarray(np.rot90(image, k))
-            label = None if label is None else np.ascontiguousarray(np.rot90(label, k))
-        return image, label
-
-    def __repr__(self) -> str:
-        return f"RandomRotate90K(ks={list(self.ks)})"
-
-
-@TRANSFORMS.register("NormalizePixels")
-class NormalizePixels:
-    """uint8 HWC -> float32 CHW ``(x - mean) / std`` on the 0-255 scale (no /255); label -> int64.
-
-    In float32 with float32 mean/std, as torchvision's ``normalize`` on SimpleCV's ``ToTensor(True)``
-    output (``255 * (x / 255)``, which is exactly ``x`` for every uint8 value).
-    """
-
-    def __init__(self, mean: Sequence[float] = MEAN, std: Sequence[float] = STD) -> None:
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise TransformConfigError(f"NormalizePixels needs 3 means and 3 positive stds, got {mean!r}, {std!r}")
-        self.mean = np.asarray(mean, dtype=np.float32)
-        self.std = np.asarray(std, dtype=np.float32)
-
-    def __call__(self, image: np.ndarray, label: Label, rng: random.Random | None = None
-                 ) -> Tuple[np.ndarray, Label]:
-        x = (image.astype(np.float32) - self.mean) / self.std  # h, w, 3
-        image = np.ascontiguousarray(x.transpose(2, 0, 1))  # 3, h, w
-        if label is not None:
-            label = label.astype(np.int64)
-        return image, label
-
-    def __repr__(self) -> str:
-        return f"NormalizePixels(mean={self.mean.tolist()}, std={self.std.tolist()})"
-
-
-@TRANSFORMS.register("FactSegTrain")
-def factseg_train_transforms(crop_size: int = 896, flip_prob: float = 0.5,
-                             rotate_ks: Sequence[int] = (0, 1, 2, 3)) -> Compose:
-    """Official FactSeg training augmentation (module docstring), in its draw order."""
-    return Compose([
-        RandomHorizontalFlip(flip_prob),
-        RandomVerticalFlip(flip_prob),
-        RandomRotate90K(rotate_ks),
-        PadToCrop(crop_size, image_fill=0, label_fill=IGNORE_INDEX),
-        NormalizePixels(),
-    ])
-
-
-@TRANSFORMS.register("FactSegVal")
-def factseg_val_transforms() -> Compose:
-    return Compose([NormalizePixels()])
 
 
 # -------------------------------------------------------------------------------------- dataset

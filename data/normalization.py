@@ -9,7 +9,6 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from .isaid import NormalizePixels
 from .transforms import IMAGENET_MEAN, IMAGENET_STD, Compose, Normalize, build_transforms
 
 __all__ = ["normalization_spec", "normalization_of"]
@@ -34,11 +33,11 @@ def normalization_spec(dataset: Any = None, transforms: Any = None) -> Dict[str,
         transform = factory() if factory is not None else None
     steps = transform.transforms if isinstance(transform, Compose) else [transform]
     for step in steps:
-        if isinstance(step, (Normalize, NormalizePixels)):
+        if isinstance(step, Normalize):  # NormalizePixels too (scale 1)
             # the steps hold float32: the shortest decimal that gives back the same float32 (123.675)
             return {"mean": [float(str(np.float32(v))) for v in step.mean],
                     "std": [float(str(np.float32(v))) for v in step.std],
-                    "scale": 255.0 if isinstance(step, Normalize) else 1.0}
+                    "scale": step.scale}
     return {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "scale": 255.0}
 
 

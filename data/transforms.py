@@ -1,4 +1,4 @@
-"""Framework-free (numpy / Pillow) transforms for DANet on Cityscapes.
+"""Framework-free (numpy / Pillow) image + label transforms: DANet on Cityscapes and FactSeg on iSAID.
 
 Every transform is a callable ``t(image, label, rng) -> (image, label)``:
 ``image`` is an ``H x W x 3`` uint8 RGB array, ``label`` an ``H x W`` uint8 trainId map (255 = ignore)
@@ -44,6 +44,9 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from rsrepro.isaid import IGNORE_INDEX as ISAID_IGNORE_INDEX
+from rsrepro.isaid import MEAN as ISAID_MEAN
+from rsrepro.isaid import STD as ISAID_STD
 from rsrepro.registry import Registry
 
 from .errors import TransformConfigError
@@ -53,7 +56,12 @@ __all__ = [
     "IMAGENET_STD",
     "TRANSFORMS",
     "Compose",
+    "flip_arrays",
+    "rot90_arrays",
+    "RandomFlip",
     "RandomHorizontalFlip",
+    "RandomVerticalFlip",
+    "RandomRotate90K",
     "RandomScale",
     "ResizeShort",
     "PadToCrop",
@@ -62,8 +70,11 @@ __all__ = [
     "RandomGaussianBlur",
     "RandomColorJitter",
     "Normalize",
+    "NormalizePixels",
     "danet_train_transforms",
     "val_transforms",
+    "factseg_train_transforms",
+    "factseg_val_transforms",
     "build_transforms",
 ]
 
@@ -143,21 +154,75 @@ class Compose:
         return "Compose([" + ", ".join(repr(t) for t in self.transforms) + "])"
 
 
-@TRANSFORMS.register("RandomHorizontalFlip")
-class RandomHorizontalFlip:
-    """Mirror left-right when ``rng.random() < prob`` (one draw, always made)."""
+def flip_arrays(arrays: Sequence[np.ndarray | None], axis: int) -> Tuple[np.ndarray | None, ...]:
+    """Every array mirrored along ``axis`` (1: left-right, 0: top-bottom); None stays None."""
+    return tuple(None if a is None else np.ascontiguousarray(np.flip(a, axis)) for a in arrays)
+
+
+def rot90_arrays(arrays: Sequence[np.ndarray | None], k: int) -> Tuple[np.ndarray | None, ...]:
+    """Every array rotated counter-clockwise by 90 x k degrees (Pillow's ``rotate(90 * k, expand=True)``)."""
+    return tuple(None if a is None else np.ascontiguousarray(np.rot90(a, k)) for a in arrays)
+
+
+class RandomFlip:
+    """Mirror along ``axis`` when ``rng.random() < prob`` (one draw, always made), the image and its
+    label together. The one flip of the package: the change-detection pair flips
+    (``cd_transforms.RandomPairHFlip`` / ``RandomPairVFlip``) are this class with a (t0, t1, label) call."""
+
+    axis = 1
+    name = "RandomFlip"
 
     def __init__(self, prob: float = 0.5) -> None:
-        self.prob = _check_prob(prob, "RandomHorizontalFlip.prob")
+        self.prob = _check_prob(prob, f"{self.name}.prob")
+
+    def flip(self, arrays: Sequence[np.ndarray | None], rng: random.Random) -> Tuple[np.ndarray | None, ...]:
+        return flip_arrays(arrays, self.axis) if rng.random() < self.prob else tuple(arrays)
 
     def __call__(self, image: np.ndarray, label: Label, rng: random.Random) -> Tuple[np.ndarray, Label]:
-        if rng.random() < self.prob:
-            image = np.ascontiguousarray(image[:, ::-1])
-            label = None if label is None else np.ascontiguousarray(label[:, ::-1])
+        image, label = self.flip((image, label), rng)
         return image, label
 
     def __repr__(self) -> str:
-        return f"RandomHorizontalFlip(prob={self.prob})"
+        return f"{self.name}(prob={self.prob})"
+
+
+@TRANSFORMS.register("RandomHorizontalFlip")
+class RandomHorizontalFlip(RandomFlip):
+    """Mirror left-right when ``rng.random() < prob`` (one draw, always made)."""
+
+    axis = 1
+    name = "RandomHorizontalFlip"
+
+
+@TRANSFORMS.register("RandomVerticalFlip")
+class RandomVerticalFlip(RandomFlip):
+    """Mirror top-bottom when ``rng.random() < prob`` (one draw, always made; FactSeg)."""
+
+    axis = 0
+    name = "RandomVerticalFlip"
+
+
+@TRANSFORMS.register("RandomRotate90K")
+class RandomRotate90K:
+    """Rotate counter-clockwise by 90 x k degrees, k = ``rng.choice(ks)`` (one draw, always made; FactSeg).
+
+    Counter-clockwise like Pillow's ``rotate(90 * k, expand=True)`` of the official transform.
+    """
+
+    def __init__(self, ks: Sequence[int] = (0, 1, 2, 3)) -> None:
+        ks = tuple(int(k) for k in ks)
+        if not ks or any(k not in (0, 1, 2, 3) for k in ks):
+            raise TransformConfigError(f"RandomRotate90K.ks must be a non-empty list of 0..3, got {ks!r}")
+        self.ks = ks
+
+    def __call__(self, image: np.ndarray, label: Label, rng: random.Random) -> Tuple[np.ndarray, Label]:
+        k = rng.choice(self.ks)
+        if k:
+            image, label = rot90_arrays((image, label), k)
+        return image, label
+
+    def __repr__(self) -> str:
+        return f"RandomRotate90K(ks={list(self.ks)})"
 
 
 @TRANSFORMS.register("RandomScale")
@@ -340,16 +405,28 @@ class RandomColorJitter:
 
 @TRANSFORMS.register("Normalize")
 class Normalize:
-    """uint8 HWC -> float32 CHW: ``(x / 255 - mean) / std`` in float32; label -> int64. No draw."""
+    """uint8 HWC -> float32 CHW: ``(x / scale - mean) / std`` in float32; label -> int64. No draw.
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+    ``scale`` 255 (default): mean / std on the 0-1 scale (ImageNet's, DANet). ``NormalizePixels`` is the
+    same step on the 0-255 scale (``scale`` 1, FactSeg). Dividing by 1.0 is exact, so both scales run one
+    arithmetic.
+    """
+
+    name = "Normalize"
+
+    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 scale: float = 255.0) -> None:
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise TransformConfigError(f"Normalize needs 3 means and 3 positive stds, got {mean!r}, {std!r}")
+            raise TransformConfigError(f"{self.name} needs 3 means and 3 positive stds, got {mean!r}, {std!r}")
+        if not float(scale) > 0:
+            raise TransformConfigError(f"{self.name}.scale must be positive, got {scale!r}")
         self.mean = np.asarray(mean, dtype=np.float32)
         self.std = np.asarray(std, dtype=np.float32)
+        self.scale = float(scale)
 
-    def __call__(self, image: np.ndarray, label: Label, rng: random.Random) -> Tuple[np.ndarray, Label]:
-        x = image.astype(np.float32) / np.float32(255.0)
+    def __call__(self, image: np.ndarray, label: Label, rng: random.Random | None = None
+                 ) -> Tuple[np.ndarray, Label]:
+        x = image.astype(np.float32) / np.float32(self.scale)
         x = (x - self.mean) / self.std  # h, w, 3
         image = np.ascontiguousarray(x.transpose(2, 0, 1))  # 3, h, w
         if label is not None:
@@ -357,7 +434,21 @@ class Normalize:
         return image, label
 
     def __repr__(self) -> str:
-        return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
+        return f"{self.name}(mean={self.mean.tolist()}, std={self.std.tolist()})"
+
+
+@TRANSFORMS.register("NormalizePixels")
+class NormalizePixels(Normalize):
+    """``Normalize`` on the 0-255 scale: ``(x - mean) / std`` (no /255), FactSeg's ImageNet values by default.
+
+    In float32 with float32 mean/std, as torchvision's ``normalize`` on SimpleCV's ``ToTensor(True)``
+    output (``255 * (x / 255)``, which is exactly ``x`` for every uint8 value).
+    """
+
+    name = "NormalizePixels"
+
+    def __init__(self, mean: Sequence[float] = ISAID_MEAN, std: Sequence[float] = ISAID_STD) -> None:
+        super().__init__(mean, std, scale=1.0)
 
 
 @TRANSFORMS.register("DANetTrain")
@@ -418,6 +509,25 @@ def val_transforms(
         steps.append(CenterCrop(crop_size))
     steps.append(Normalize(mean, std))
     return Compose(steps)
+
+
+@TRANSFORMS.register("FactSegTrain")
+def factseg_train_transforms(crop_size: int = 896, flip_prob: float = 0.5,
+                             rotate_ks: Sequence[int] = (0, 1, 2, 3)) -> Compose:
+    """Official FactSeg training augmentation (``rsrepro.data.isaid`` docstring), in its draw order."""
+    return Compose([
+        RandomHorizontalFlip(flip_prob),
+        RandomVerticalFlip(flip_prob),
+        RandomRotate90K(rotate_ks),
+        PadToCrop(crop_size, image_fill=0, label_fill=ISAID_IGNORE_INDEX),
+        NormalizePixels(),
+    ])
+
+
+@TRANSFORMS.register("FactSegVal")
+def factseg_val_transforms() -> Compose:
+    """FactSeg validation: the 0-255 normalisation only (whole images; the evaluator cuts the windows)."""
+    return Compose([NormalizePixels()])
 
 
 def _config_steps(config: Sequence[Any] | Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:

@@ -17,8 +17,14 @@ Args of ``build_model("danet", ...)``:
     pam_query_chunk (int or None): compute PAM this many query rows at a time (exact, bounds inference
         memory on large inputs; ``layers.attention``). Default None (one N x N product, official).
 
-Deviations from the official code: none by default. Unlike PaddleSeg's DANet there is no fourth
-auxiliary head and no ``align_mode=1`` resize (no torch equivalent).
+Deviations from the official code: none in the computed values. The Paddle CAM stops the gradient at its
+row maximum (``CAM_Module(detach_max=True)``, default): exact, because softmax is shift-invariant per row
+so that gradient is zero up to rounding, and much faster on Paddle's CPU kernels; the torch reference keeps
+the official graph. Unlike PaddleSeg's DANet there is no fourth auxiliary head and no ``align_mode=1``
+resize (no torch equivalent).
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/danet.md``.
 """
 
 from __future__ import annotations

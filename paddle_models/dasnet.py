@@ -24,6 +24,9 @@ Deviations from the official code: none in the model. The L2 normalisation is wr
 (``layers.normalize.l2_normalize``) with torch ``F.normalize``'s semantics, x / max(||x||, 1e-12).
 The official validation only works with batch size 1; :func:`change_distance` takes any batch. The
 VGG16 variant of the official repository is not reproduced.
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/dasnet.md``.
 """
 
 from __future__ import annotations

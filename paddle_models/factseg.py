@@ -27,6 +27,9 @@ outside the model, no dead options, a clear error for sizes not divisible by 32)
 softmax is ``exp(exact_log_softmax)`` (Paddle 3.3.1's softmax kernel clips shifted logits at -64), and
 the decoder convs and heads start from torch's default initialisation (PaddleRS's FactSeg uses Paddle's
 defaults and BatchNorm momentum 0.1 in Paddle terms, i.e. torch 0.9 — not copied).
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/factseg.md``.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ batch; unused parameter-free modules left out). Paddle-specific: BatchNorm momen
 0.1), AvgPool2D exclusive=False, a PReLU whose slope is named ``weight``; initialisation
 reproduces torch's (kaiming-normal fan-out conv weights as the official, and torch's default
 uniform conv biases and Linear layers, which Paddle would otherwise initialise differently).
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/lsnet.md``.
 """
 
 from __future__ import annotations

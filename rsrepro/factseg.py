@@ -1,7 +1,7 @@
 """Framework-free FactSeg facts shared by both trees: the official layout and the checkpoint filter.
 
 Official configuration for iSAID (Junjue-Wang/FactSeg ``configs/isaid/factseg.py``; see
-shared/specs/factseg.md): ResNet-50 encoder (``resencoder.resnet``, torchvision layout, output
+docs/factseg.md): ResNet-50 encoder (``resencoder.resnet``, torchvision layout, output
 stride 32), two FPNs with inputs (256, 512, 1024, 2048) -> 256, two AssymetricDecoders 256 -> 128 for
 input strides (4, 8, 16, 32) and output stride 4, heads 128 -> num_classes and 128 -> 1, x4 upsampling.
 """

@@ -1,7 +1,7 @@
 """iSAID semantic classes, colour palette and colour-mask decoding (framework-free, numpy only).
 
 Semantic masks (``Pxxxx_instance_color_RGB.png``) encode the class as an RGB colour. FactSeg's class
-order and colours (official ``data/isaid.py::COLOR_MAP``; shared/specs/datasets.md) are used for
+order and colours (official ``data/isaid.py::COLOR_MAP``; docs/datasets.md) are used for
 the indices 0..15. The official decoder (``RemoveColorMap``) computes the key ``R + 2G + 3B`` of every
 pixel and writes the index of the palette colour with that key; a key that matches no palette colour
 stays 0 (background). The 16 palette keys are unique, but the key is not injective over all colours: an

@@ -2,7 +2,7 @@
 model files, and the Dice-mode / label checks of the two ``losses/lsnet_hybrid.py``.
 
 Values from the official ``models/Models.py`` (github qaz670756/LSNet); the spec is
-``shared/specs/lsnet.md``.
+``docs/lsnet.md``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Everything here is integer arithmetic on sizes (numpy only for the coverage chec
 (``paddle_models/engine/evaluator.py``) applies it to tensors. A window is ``(y0, y1, x0, x1)`` in the
 coordinates of the (padded) image, end exclusive.
 
-DANet (official ``MultiEvalModule``, 2019 tree; see shared/specs/danet.md):
+DANet (official ``MultiEvalModule``, 2019 tree; see docs/danet.md):
     - scale size: ``long = ceil(base_size * scale)``; the short side keeps the aspect ratio,
       ``int(short * long / long_side + 0.5)`` (:func:`danet_scaled_size`);
     - stride: ``int(crop * 2/3)`` with one scale, ``int(crop * 1/2)`` with several (:func:`danet_stride`);
@@ -15,7 +15,7 @@ DANet (official ``MultiEvalModule``, 2019 tree; see shared/specs/danet.md):
       (:func:`danet_windows`).
 
 FactSeg (official SimpleCV ``simplecv/data/_np_preprocess.py::sliding_window``, used by FactSeg's
-``PatchBasedDataset`` and ``tools/isaid_eval.py`` with kernel 896 and stride 512; shared/specs/factseg.md):
+``PatchBasedDataset`` and ``tools/isaid_eval.py`` with kernel 896 and stride 512; docs/factseg.md):
 along an axis of length ``size`` with kernel ``k`` (clipped to ``size`` when the image is smaller) there
 are ``ceil((size - k) / stride) + 1`` windows starting at ``i * stride``; a window that would pass the
 border is SHIFTED INWARD to end exactly at it (so it keeps its full length). Row by row (y outer, x

@@ -5,7 +5,7 @@ key and says what was expected, and (command-line cases) exit code 2 with one ``
 partial output. Where the official code silently accepts something (unknown iSAID colours, non-RGB iSAID
 images), the parity behaviour stays available and the test checks the warning and its count.
 
-Datasets are written by hand, a few pixels each, in the real layouts (shared/specs/datasets.md).
+Datasets are written by hand, a few pixels each, in the real layouts (docs/datasets.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Change detection end to end on a generated CDD (32x32 pairs): DASNet, DASNet-V2 and LSNet (diffFPN)
 through the trainer, the evaluator (metric.json against an independent recomputation), export and Paddle
 Inference (== dygraph on the same files); the V2 ablations load a full checkpoint; every paper config
-builds with the recipe of its spec (shared/specs/dasnet.md, lsnet.md)."""
+builds with the recipe of its spec (docs/dasnet.md, docs/lsnet.md)."""
 
 from __future__ import annotations
 

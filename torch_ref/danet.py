@@ -20,6 +20,9 @@ Args of ``build_model("danet", ...)``:
 
 Deviations from the official code: none by default. ``deep_stem`` is an option (the 2020 tree's
 default, which the released checkpoints do not use).
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/danet.md``.
 """
 
 from __future__ import annotations

@@ -22,6 +22,9 @@ Args of ``build_model("dasnet", ...)``:
 Deviations from the official code: none in the model. The official validation reshapes with
 ``view(c, h*w)`` and so only works with batch size 1; :func:`change_distance` takes any batch. The
 VGG16 (DeepLab-v2) variant of the official repository is not reproduced.
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/dasnet.md``.
 """
 
 from __future__ import annotations

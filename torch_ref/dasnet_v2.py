@@ -25,6 +25,9 @@ three loss terms, and every other state-dict key is unchanged: a full checkpoint
 ``rsrepro.dasnet.ablation_dropped_keys`` (``CNN.head.sa.*`` = 4 tensors + gamma, ``CNN.head.sc.gamma``).
 
 Deviations from the official code: none in the model.
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/dasnet.md``.
 """
 
 from __future__ import annotations

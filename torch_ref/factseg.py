@@ -36,6 +36,9 @@ Deviations from the official code:
   built) and the OHEM sampler (undefined function) are not offered.
 - inputs whose sides are not multiples of 32 raise a ValueError naming the rule (official: a shape
   mismatch deep inside the FPN).
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/factseg.md``.
 """
 
 from __future__ import annotations

@@ -60,6 +60,9 @@ Deviations from the official code (none changes a parameter or an output value):
   ``Up2x``), and the stateless per-branch upsamplers are one shared ``up2x``.
 - CoordAtt averages with ``mean`` instead of building ``AdaptiveAvgPool2d`` modules in every
   forward; the top-down sum is written out of place; the ``debug`` thop printout is dropped.
+
+The official behaviour this file follows (architecture, checkpoint names, official bugs and what is done
+about each, recipe, reported numbers) is written up in ``docs/lsnet.md``.
 """
 
 from __future__ import annotations

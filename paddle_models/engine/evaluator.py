@@ -1,7 +1,7 @@
 """Paddle inference protocols and dataset-level evaluation.
 
 Segmentation (``SegProtocol`` + ``predict_scores``), following the official DANet ``MultiEvalModule``
-(2019 tree; shared/specs/danet.md) step by step:
+(2019 tree; docs/danet.md) step by step:
 
 1. for each scale: size from ``rsrepro.windows.danet_scaled_size`` (long side ``ceil(base_size *
    scale)``; with ``base_size=None`` the image's own long side), bilinear resize with

@@ -1,7 +1,7 @@
 """FactSeg's sliding-window evaluation on full iSAID images, streamed row band by row band.
 
 Official protocol (``tools/isaid_eval.py::SegmSlidingWinInference`` with ``patch_size=896``,
-``stride=512``, ``size_divisor=32``; shared/specs/factseg.md):
+``stride=512``, ``size_divisor=32``; docs/factseg.md):
 
 1. windows: ``rsrepro.windows.factseg_windows`` (896 / 512, last window shifted inward, a side shorter
    than 896 gives one window of its length), row by row;

@@ -1,7 +1,7 @@
 """FactSeg's CP (joint probability) loss with small object mining (Paddle twin of
 ``torch_ref/losses/factseg_joint.py``).
 
-Loss (official ``module/loss.py::JointLoss`` with ``sample='SOM'``; shared/specs/factseg.md):
+Loss (official ``module/loss.py::JointLoss`` with ``sample='SOM'``; docs/factseg.md):
 ``fgp = sigmoid(bi)``, ``clsp = softmax(fg)``; ``joint`` = ``clsp`` with channel 0 replaced by
 ``(1 - fgp) * clsp[:, 0]`` and channels 1.. by ``fgp * clsp[:, 1:]``; ``p = joint / sum_c joint``;
 per-pixel NLL of ``log p`` (0 at ignored pixels); then SOM: ``k = int(ratio * all pixels, ignored

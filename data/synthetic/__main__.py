@@ -1,0 +1,5 @@
+"""``python -m rsrepro.data.synthetic --dataset NAME --out DIR [options]`` (see the package docstring)."""
+
+from . import main
+
+main()
