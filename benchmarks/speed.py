@@ -16,6 +16,11 @@ machine-load drift hits all columns alike; the median is reported. Measurements:
   the package's deployment path) / ``no_placement`` (only ``onednn_placement_pass`` deleted: the lead the
   work started from; fails on LSNet with fixed 256x256 shapes) / ``plain`` (oneDNN with every pass;
   fails on bilinear interpolate in Paddle 3.3.1) — failures are reported as errors, not hidden;
+- ``onnx_ort`` / ``onnx_openvino``: the same export converted by Paddle2ONNX (``engine.backends.convert_to_onnx``,
+  opset 17) and run in ONNX Runtime / OpenVINO (f32 precision hint) with the package's deployment settings
+  (``engine.backends.ort_session`` / ``openvino_model``, ``--threads`` threads);
+- ``torch_onnx_ort``: the peer a PyTorch user deploys with: the torch twin exported by ``torch.onnx.export``
+  (TorchScript exporter, opset 17, dynamic batch / height / width) in ONNX Runtime, same settings;
 - ``train_torch`` / ``train_paddle``: one step (forward in train mode, surrogate loss = sum of
   mean(o^2) over all outputs, backward, SGD-momentum step, zero grad) on the same input;
   ``train_paddle_static``: the same step with forward + loss through ``paddle.jit.to_static`` (the
@@ -39,6 +44,7 @@ from typing import Any, Callable, Dict, List
 import bench_utils as common  # noqa: E402  (a sibling module; must precede paddle/torch: thread setup)
 
 INFER_MODES = ("off", "deploy", "no_placement", "plain")
+ONNX_MODES = ("onnx_ort", "onnx_openvino", "torch_onnx_ort")
 
 
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
@@ -50,6 +56,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="small inputs, runs=2: a smoke test")
     parser.add_argument("--infer-modes", nargs="*", default=list(INFER_MODES), choices=INFER_MODES)
+    parser.add_argument("--onnx-modes", nargs="*", default=list(ONNX_MODES), choices=ONNX_MODES)
     parser.add_argument("--export-shapes", choices=("dynamic", "fixed"), default="dynamic",
                         help="export with -1 batch/height/width like tools/export.py (default) or at the input shape")
     parser.add_argument("--no-static-train", action="store_true",
@@ -102,6 +109,61 @@ def paddle_train_step(model, inputs, static: bool = False) -> Callable[[], None]
     return step
 
 
+def onnx_runners(args: argparse.Namespace, model_dir: str, torch_model, t_in, arrays, reference,
+                 result: Dict[str, Any]) -> Dict[str, Callable[[], Any]]:
+    """The ONNX columns: Paddle2ONNX of the Paddle export in ONNX Runtime / OpenVINO, and the torch twin's own
+    ``torch.onnx.export`` in ONNX Runtime. A conversion or runtime failure is reported, not hidden."""
+    import torch
+
+    from paddle_models.engine.backends import convert_to_onnx, openvino_model, ort_session
+
+    fns: Dict[str, Callable[[], Any]] = {}
+    if not args.onnx_modes:
+        return fns
+    paddle_onnx = None
+    if {"onnx_ort", "onnx_openvino"} & set(args.onnx_modes):
+        try:
+            paddle_onnx = convert_to_onnx(model_dir)["file"]
+        except Exception as exc:  # conversion failures are findings
+            for key in ("onnx_ort", "onnx_openvino"):
+                result["errors"][key] = f"Paddle2ONNX: {str(exc).splitlines()[0][:200]}"
+    runners: Dict[str, Callable[[], Callable[[], Any]]] = {}
+    if paddle_onnx and "onnx_ort" in args.onnx_modes:
+        def ort_runner(path=paddle_onnx):
+            session = ort_session(path, args.threads)
+            feed = {i.name: a for i, a in zip(session.get_inputs(), arrays)}
+            return lambda: session.run(None, feed)
+        runners["onnx_ort"] = ort_runner
+    if paddle_onnx and "onnx_openvino" in args.onnx_modes:
+        def ov_runner(path=paddle_onnx):
+            compiled = openvino_model(path, args.threads)
+            return lambda: [compiled(list(arrays))[o] for o in compiled.outputs]
+        runners["onnx_openvino"] = ov_runner
+    if "torch_onnx_ort" in args.onnx_modes:
+        def torch_runner():
+            path = os.path.join(model_dir, "torch.onnx")
+            names = [f"x{i}" for i in range(len(t_in))]
+            outputs = common.flatten(torch_model(*t_in))
+            out_names = [f"out{i}" for i in range(len(outputs))]
+            axes = {n: {0: "batch", 2: "height", 3: "width"} for n in names}
+            torch.onnx.export(torch_model, tuple(t_in), path, dynamo=False, opset_version=17, input_names=names,
+                              output_names=out_names, dynamic_axes=axes)
+            session = ort_session(path, args.threads)
+            feed = dict(zip(names, arrays))
+            return lambda: session.run(None, feed)
+        runners["torch_onnx_ort"] = torch_runner
+    for key, make in runners.items():
+        try:
+            with torch.no_grad():
+                fn = make()
+            first = common.flatten(fn())
+            result["rel_l2_vs_torch"][key] = common.rel_l2(first[0], reference)
+            fns[key] = fn
+        except Exception as exc:  # report, do not hide
+            result["errors"][key] = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return fns
+
+
 def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[str, Any]:
     import paddle
     import torch
@@ -142,6 +204,8 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
         except Exception as exc:  # a failing predictor mode is a finding, reported in the table
             result["errors"][key] = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
+    fns.update(onnx_runners(args, model_dir, torch_model, t_in, arrays, reference, result))
+
     if not args.no_train:
         fns["train_torch"] = torch_train_step(torch_model, t_in)
         fns["train_paddle"] = paddle_train_step(paddle_model, p_in)
@@ -163,7 +227,12 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
     result["samples"] = samples
     result["seconds"] = {k: statistics.median(v) for k, v in samples.items()}
     s = result["seconds"]
-    ratios = {k: s[k] / s["torch"] for k in s if k == "paddle" or k.startswith("infer_")}
+    ratios = {k: s[k] / s["torch"] for k in s if k == "paddle" or k.startswith(("infer_", "onnx_"))}
+    if "torch_onnx_ort" in s:
+        ratios["torch_onnx_ort"] = s["torch_onnx_ort"] / s["torch"]
+        for key in ("onnx_ort", "onnx_openvino"):
+            if key in s:
+                ratios[f"{key}_vs_torch_onnx"] = s[key] / s["torch_onnx_ort"]
     for key in ("train_paddle", "train_paddle_static"):
         if key in s:
             ratios[key] = s[key] / s["train_torch"]
@@ -171,8 +240,9 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
     return result
 
 
-def format_table(results: Dict[str, Dict[str, Any]], modes: List[str], train: bool) -> str:
-    cols = ["torch", "paddle"] + [f"infer_{m}" for m in modes]
+def format_table(results: Dict[str, Dict[str, Any]], modes: List[str], train: bool,
+                 onnx_modes: List[str] = ()) -> str:
+    cols = ["torch", "paddle"] + [f"infer_{m}" for m in modes] + list(onnx_modes)
     if train:
         cols += ["train_torch", "train_paddle"]
         if any("train_paddle_static" in {**r["seconds"], **r["errors"]} for r in results.values()):
@@ -211,7 +281,7 @@ def main(argv: List[str] | None = None) -> int:
         results[name] = bench_case(name, case, args)
         print(json.dumps({k: results[name][k] for k in ("seconds", "ratio_vs_torch", "rel_l2_vs_torch", "errors")}),
               flush=True)
-    table = format_table(results, args.infer_modes, not args.no_train)
+    table = format_table(results, args.infer_modes, not args.no_train, args.onnx_modes)
     print("\nmedian seconds (Paddle/torch-eager ratio; train_paddle/train_torch):")
     print(table)
     for name, r in results.items():

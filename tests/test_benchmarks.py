@@ -61,6 +61,8 @@ def test_speed_quick_lsnet_deploy_column(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())["results"]["lsnet"]
     assert result["errors"] == {}
-    assert set(result["seconds"]) == {"torch", "paddle", "infer_deploy"}
-    assert result["rel_l2_vs_torch"]["infer_deploy"] < 1e-5
-    assert "infer_deploy" in json.loads(out.read_text())["table"]
+    assert set(result["seconds"]) == {"torch", "paddle", "infer_deploy", "onnx_ort", "onnx_openvino",
+                                      "torch_onnx_ort"}
+    for column in ("infer_deploy", "onnx_ort", "onnx_openvino", "torch_onnx_ort"):
+        assert result["rel_l2_vs_torch"][column] < 1e-5, column
+        assert column in json.loads(out.read_text())["table"]

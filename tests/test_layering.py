@@ -26,8 +26,9 @@ LAYERS: Dict[str, int] = {
     "tasks": 3,
     "run_config": 4,
     "trainer": 5, "export": 5,
-    "cli": 6,
-    "evaluate": 7, "predict": 7, "infer": 7,
+    "backends": 6,
+    "cli": 7, "evaluate": 7, "predict": 7, "infer": 7,
+    "deploy": 8,
 }
 # Optional dependencies may be imported where they are used (the feature works without them installed).
 OPTIONAL = {"visualdl", "torch", "onnxruntime", "openvino", "paddle2onnx", "onnx"}
@@ -92,9 +93,14 @@ def _python_files(*folders: str) -> List[Path]:
     return sorted(p for folder in folders for p in (REPO / folder).rglob("*.py") if ".venv" not in p.parts)
 
 
+# tools/readme_tables.py writes the alignment results into the READMEs: reading them is its job
+DOCS_TOOLS = {"tools/readme_tables.py"}
+
+
 def test_runtime_code_does_not_import_the_alignment_tooling():
     bad = [f"{p.relative_to(REPO)}:{node.lineno}: {name}"
            for p in _python_files("paddle_models", "rsrepro", "data", "tools", "benchmarks")
+           if str(p.relative_to(REPO)) not in DOCS_TOOLS
            for node, name, _ in _imports(p) if name.split(".")[0] == "alignment"]
     assert not bad, "\n".join(bad)
 

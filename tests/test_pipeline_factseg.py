@@ -192,7 +192,7 @@ def test_export_and_infer_equal_dygraph(run, best, exported, evaluated):
 
     exp, result = exported
     for key in ("jit_load", "predictor_onednn_off"):
-        entry = result["check"][key]
+        entry = result["check"]["export_check"][key]
         assert "error" not in entry and entry["max_rel_diff"] <= 1e-5, (key, entry)
     info = yaml.safe_load(open(os.path.join(exp, "deploy.yml")))
     assert info["output"] == "probability"

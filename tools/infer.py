@@ -1,8 +1,8 @@
 """Deploy: run an exported model with Paddle Inference (no model code, no config needed).
 
     python tools/infer.py --model_dir output/export --images demo_output/data/leftImg8bit/val --out pred/ \
-        [--device cpu --cpu_threads 2 --onednn auto] [--benchmark 10]
-    # GPU users: --device gpu [--gpu_mem 1000] [--use_trt --trt_precision fp16]
+        [--backend auto|paddle|onnxruntime|openvino] [--cpu_threads 2] [--benchmark 10]
+    # GPU users: --backend paddle --device gpu [--gpu_mem 1000] [--use_trt --trt_precision fp16]
 
 What runs and how (backends, preprocessing, sliding windows): ``paddle_models.engine.infer``.
 """
@@ -25,8 +25,10 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     parser.add_argument("--t0", nargs="+", default=[])
     parser.add_argument("--t1", nargs="+", default=[])
     parser.add_argument("--out", required=True)
+    parser.add_argument("--backend", choices=["auto", "paddle", "onnxruntime", "openvino"], default="auto",
+                        help="auto: the fastest backend tools/export.py --check found exact (backends.json)")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    parser.add_argument("--cpu_threads", type=int)
+    parser.add_argument("--cpu_threads", type=int, help="threads of every backend (default: the runtime's)")
     parser.add_argument("--onednn", choices=["auto", "on", "plain", "off"], default="auto")
     parser.add_argument("--gpu_mem", type=int, default=500, help="initial GPU memory pool (MB)")
     parser.add_argument("--use_trt", action="store_true", help="TensorRT subgraphs (GPU)")
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     args = parser.parse_args(argv)
     return infer(args.model_dir, args.out, args.images, args.t0, args.t1, args.device, args.cpu_threads,
                  args.onednn, args.gpu_mem, args.use_trt, args.trt_precision, args.threshold, args.benchmark,
-                 args.whole_image)
+                 args.whole_image, backend=args.backend)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ layer modules
 4     ``run_config`` (load + validate a run config against the schema and the registries)
 5     ``trainer`` (the dygraph training loop), ``export`` (static export, Paddle Inference,
       exported == dygraph check)
-6     ``cli`` (the tools' argument groups, config loading, exit codes)
-7     ``evaluate``, ``predict``, ``infer``: the whole jobs behind tools/eval.py, predict.py, infer.py
+6     ``backends`` (Paddle Inference, ONNX Runtime and OpenVINO behind one interface; Paddle2ONNX
+      conversion; the exactness check)
+7     ``cli`` (the tools' argument groups, config loading, exit codes); ``evaluate``, ``predict``,
+      ``infer``: the whole jobs behind tools/eval.py, predict.py, infer.py
+8     ``deploy``: the whole job behind tools/export.py (export, convert, check, all or nothing)
 ====  ==========================================================================================
 
 Below the engine: the models and losses (``paddle_models``), the converter (``paddle_models.convert``)

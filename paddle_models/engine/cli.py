@@ -13,6 +13,7 @@ from rsrepro.data.errors import DatasetError
 from rsrepro.safe_load import UntrustedPickleError
 
 from ..convert import ConversionError
+from .backends import BackendError
 from .run_config import load_run_config
 from .trainer import TrainingDivergedError
 from .weights import CheckpointError
@@ -103,7 +104,8 @@ def run_cli(main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | N
     """Run a tool's ``main``; config / input / output-folder errors print one clear message and exit 2."""
     try:
         main(argv)
-    except (ConfigError, DatasetError, FileNotFoundError, ConversionError, UntrustedPickleError) as exc:
+    except (ConfigError, DatasetError, FileNotFoundError, ConversionError, UntrustedPickleError,
+            BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except _OUTPUT_ERRORS as exc:

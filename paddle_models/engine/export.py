@@ -20,7 +20,8 @@ resize). Under Paddle 3.3's dy2static with PIR this traces with dynamic dims (-1
 exports unchanged with ``[None, 3, None, None]`` and the exported program matches dygraph at sizes other
 than any traced one (tested), so no model change was needed.
 
-``export_from_config`` is the whole job of tools/export.py (build, load weights, export, optional check).
+The whole job of tools/export.py (build, load weights, export, convert, check) is ``engine.deploy``; the
+ONNX Runtime / OpenVINO backends are ``engine.backends``.
 
 ``create_predictor`` builds a Paddle Inference predictor. CPU: math-library threads and oneDNN.
 Paddle 3.3.1's full oneDNN pipeline (plain ``enable_mkldnn()``) fails on models with bilinear
@@ -35,7 +36,6 @@ GPU: ``enable_use_gpu`` and optional TensorRT (precision, workspace, dynamic sha
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -47,17 +47,14 @@ import yaml
 from paddle import inference
 
 from rsrepro.config import public
-from rsrepro.data import DATASETS, normalization_spec
-from rsrepro.fileio import atomic_write_json, atomic_write_text
-from rsrepro.safe_load import trusted_pickle
+from rsrepro.data import normalization_spec
+from rsrepro.fileio import atomic_write_text
 
-from .builder import build_model
-from .distributed import select_device, unwrap_model
+from .distributed import unwrap_model
 from .scores import as_outputs
-from .tasks import Task, build_task
-from .weights import load_trained_weights
+from .tasks import Task
 
-__all__ = ["export_from_config", "ONEDNN_DELETED_PASSES", "InferenceModel", "inference_model", "export_model",
+__all__ = ["ONEDNN_DELETED_PASSES", "InferenceModel", "inference_model", "export_model",
            "create_predictor", "run_predictor", "check_export", "load_deploy_info", "required_size_divisor"]
 
 log = logging.getLogger("paddle_rs.export")
@@ -355,38 +352,3 @@ def check_export(model: paddle.nn.Layer, task: Task, model_dir: str, inputs: Seq
         except Exception as exc:  # report, do not hide: a failing mode is a finding
             report[f"predictor_onednn_{mode}"] = {"error": str(exc).strip().splitlines()[0]}
     return report
-
-
-def export_from_config(cfg: Dict[str, Any], weights: str | None, out_dir: str,
-                       input_shape: Sequence[int | None] | None = None, output: str | None = None,
-                       check_size: Sequence[int] | None = None, cpu_threads: int | None = None,
-                       trust_pickle: bool = False) -> Dict[str, Any]:
-    """Build the config's model, load ``weights``, export it to ``out_dir`` (``export_model``) and, with
-    ``check_size`` (H, W), compare the exported model with dygraph on a random input (``check_export``,
-    written to ``export_check.json``). ``trust_pickle``: read ``weights`` (and ``model.pretrained``) with
-    plain pickle (``rsrepro.safe_load``). The CLI is tools/export.py."""
-    select_device("cpu")
-    task = build_task(cfg)
-    with trusted_pickle(trust_pickle or None):
-        model = build_model(cfg)
-        if weights:
-            load_trained_weights(model, weights)
-    model.eval()
-    shape = list(input_shape) if input_shape is not None else list(cfg["export"]["input_shape"])
-    shape = [None if d is None or int(d) < 0 else int(d) for d in shape]
-    output = output or cfg["export"]["output"]
-    section = cfg["dataset"].get("val") or cfg["dataset"].get("train")
-    dataset_meta = DATASETS.get(section["type"]) if section else None
-    result = export_model(model, task, out_dir, shape, output, cfg, dataset_meta)
-    files = [os.path.basename(result["model_file"]), os.path.basename(result["params_file"]), "deploy.yml"]
-    print(f"exported to {out_dir}: {', '.join(files)}")
-    if check_size:
-        h, w = int(check_size[0]), int(check_size[1])
-        batch = shape[0] or 1
-        rng = np.random.default_rng(0)
-        inputs = [rng.standard_normal((batch, shape[1] or 3, h, w)).astype(np.float32) for _ in range(task.num_inputs)]
-        report = check_export(model, task, out_dir, inputs, output, cpu_threads=cpu_threads)
-        atomic_write_json(os.path.join(out_dir, "export_check.json"), report)
-        print(json.dumps(report, indent=1, default=str))
-        result["check"] = report
-    return result

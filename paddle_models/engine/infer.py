@@ -1,13 +1,19 @@
-"""Deploy: run an exported model with Paddle Inference (no model code, no config needed; CLI: tools/infer.py).
+"""Deploy: run an exported model on image files (no model code, no config needed; CLI: tools/infer.py).
 
     python tools/infer.py --model_dir output/export --images demo_output/data/leftImg8bit/val --out pred/ \
-        [--device cpu --cpu_threads 2 --onednn auto] [--benchmark 10]
-    # GPU users: --device gpu [--gpu_mem 1000] [--use_trt --trt_precision fp16]
+        [--backend auto|paddle|onnxruntime|openvino] [--cpu_threads 2] [--benchmark 10]
+    # GPU users: --backend paddle --device gpu [--gpu_mem 1000] [--use_trt --trt_precision fp16]
 
-oneDNN (``--onednn``): "auto" (default) enables it with ``onednn_placement_pass`` and ``transfer_layout_pass``
-deleted (``export.ONEDNN_DELETED_PASSES`` says why: Paddle 3.3.1's plain oneDNN path fails on bilinear
-interpolate, and the layout pass breaks fixed-shape LSNet exports) and falls back to plain CPU kernels with
-a logged reason if the predictor fails; "on" (same, no fallback), "plain" (all passes; fails on DANet), "off".
+Backends (``engine.backends``): Paddle Inference, or the Paddle2ONNX model (``tools/export.py --format onnx``) in
+ONNX Runtime or OpenVINO; "auto" (default) takes the fastest backend that ``tools/export.py --check`` found exact
+on this machine (recorded in ``backends.json``) and says why. Every backend gets the same inputs and returns
+the same output; ``--cpu_threads`` sets each one's thread count.
+
+Paddle Inference's oneDNN (``--onednn``): "auto" (default) enables it with ``onednn_placement_pass`` and
+``transfer_layout_pass`` deleted (``export.ONEDNN_DELETED_PASSES`` says why: Paddle 3.3.1's plain oneDNN path
+fails on bilinear interpolate, and the layout pass breaks fixed-shape LSNet exports) and falls back to plain
+CPU kernels with a logged reason if the predictor fails; "on" (same, no fallback), "plain" (all passes; fails
+on DANet), "off".
 Preprocessing (normalisation) and the palette come from ``deploy.yml`` written by tools/export.py; change
 detection on CDD-style data uses its ``preprocess`` entry (DASNet: RGB -> BGR minus the t0 / t1 means, no std;
 LSNet: raw pixels), with the same functions as the dataset, so the inputs equal the evaluation inputs bit for
@@ -38,7 +44,8 @@ import numpy as np
 from rsrepro.data.io import list_images, pair_images, read_image
 from rsrepro.visualize import change_overlay, colorize, image_stem, overlay, save_png
 
-from .export import create_predictor, load_deploy_info, run_predictor
+from .backends import Backend, create_backend
+from .export import load_deploy_info, run_predictor
 from .factseg_eval import FactSegSlidingWindow
 from .tasks import apply_cd_preprocess
 
@@ -60,6 +67,11 @@ def prepare_inputs(pictures: Sequence[Any], info: Dict[str, Any]) -> List[Any]:
     return [normalize(p, info) for p in pictures]
 
 
+def run_model(runner: Any, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """``runner`` is a ``backends.Backend`` or a bare Paddle Inference predictor."""
+    return runner.run(inputs) if isinstance(runner, Backend) else run_predictor(runner, inputs)
+
+
 def run_padded(predictor: Any, inputs: Sequence[Any], divisor: int | None) -> Any:
     """Run on inputs zero-padded at the bottom/right to a multiple of ``divisor`` (after normalisation,
     as FactSeg's ``th_divisible_pad``), and crop the output's last two (spatial) dims back."""
@@ -67,7 +79,7 @@ def run_padded(predictor: Any, inputs: Sequence[Any], divisor: int | None) -> An
     if divisor and (h % divisor or w % divisor):
         ph, pw = -(-h // divisor) * divisor, -(-w // divisor) * divisor
         inputs = [np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph - h), (0, pw - w)]) for x in inputs]
-    return run_predictor(predictor, inputs)[..., :h, :w]
+    return run_model(predictor, inputs)[..., :h, :w]
 
 
 def window_protocol(info: Dict[str, Any]):
@@ -80,7 +92,7 @@ def window_protocol(info: Dict[str, Any]):
     return FactSegSlidingWindow(window=tuple(window["window"]), stride=tuple(window["stride"]),
                                 size_divisor=int(window["size_divisor"]), mean=tuple(window["mean"]),
                                 std=tuple(window["std"]), num_classes=int(window["num_classes"]),
-                                runner=lambda predictor, x: run_predictor(predictor, [x]))
+                                runner=lambda predictor, x: run_model(predictor, [x]))
 
 
 def segment(predictor: Any, picture: Any, info: Dict[str, Any], whole_image: bool = False) -> Any:
@@ -114,11 +126,15 @@ def change_threshold(info: Dict[str, Any], threshold: float | None) -> float | N
 def infer(model_dir: str, out_dir: str, images: Sequence[str] = (), t0: Sequence[str] = (), t1: Sequence[str] = (),
           device: str = "cpu", cpu_threads: int | None = None, onednn: str = "auto", gpu_mem: int = 500,
           use_trt: bool = False, trt_precision: str = "fp32", threshold: float | None = None,
-          benchmark: int = 0, whole_image: bool = False) -> Dict[str, Any]:
+          benchmark: int = 0, whole_image: bool = False, backend: str = "auto") -> Dict[str, Any]:
+    """Run the exported model in ``model_dir`` on image files (segmentation: ``images``; change detection:
+    ``t0`` / ``t1`` folders paired by file name) and write the PNGs to ``out_dir``; returns a summary with the
+    backend, its configuration and the timing."""
     info = load_deploy_info(model_dir)
-    predictor, config = create_predictor(model_dir, device, cpu_threads=cpu_threads, onednn=onednn,
-                                         gpu_mem_mb=gpu_mem, trt=use_trt, trt_precision=trt_precision)
-    print(f"predictor: {config}")
+    extra = dict(gpu_mem_mb=gpu_mem, trt=use_trt, trt_precision=trt_precision) if device != "cpu" else {}
+    predictor = create_backend(model_dir, backend, cpu_threads, device=device, onednn=onednn, **extra)
+    config = predictor.describe()
+    print(f"backend: {config['backend']} ({', '.join(f'{k} {v}' for k, v in config.items() if k != 'backend')})")
     os.makedirs(out_dir, exist_ok=True)
     times: List[float] = []
     written = []
@@ -158,7 +174,8 @@ def infer(model_dir: str, out_dir: str, images: Sequence[str] = (), t0: Sequence
             written.append(save_png(mask.astype(np.uint8) * 255, os.path.join(out_dir, f"{stem}_label.png")))
             save_png(change_overlay(pictures[1], mask), os.path.join(out_dir, f"{stem}_overlay.png"))
     steady = times[1:] if len(times) > 1 else times
-    summary = {"images": len(items), "predictor": config, "mean_seconds": float(np.mean(steady)),
+    summary = {"images": len(items), "backend": config["backend"], "predictor": config,
+               "mean_seconds": float(np.mean(steady)),
                "first_seconds": times[0], "written": written}
     print(f"{len(items)} input(s); first run {times[0]:.3f} s, mean {summary['mean_seconds']:.3f} s per run "
           f"({len(steady)} timed); outputs in {out_dir}")

@@ -91,7 +91,9 @@ class CAM_Module(nn.Layer):
         row_max = energy.max(axis=-1, keepdim=True)
         if self.detach_max:
             row_max = row_max.detach()
-        attention = self.softmax(row_max.expand_as(energy) - energy)
+        # broadcast, not row_max.expand_as(energy): bit-identical, and expand_as would bake energy's traced
+        # shape [-1, C, C] into an exported program (ONNX Expand to [-1, 512, 512]: onnxruntime rejects it).
+        attention = self.softmax(row_max - energy)
         out = paddle.bmm(attention, flat).reshape([b, c, h, w])
         return self.gamma * out + x
 

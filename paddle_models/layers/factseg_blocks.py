@@ -57,7 +57,12 @@ class FPN(nn.Layer):
         last_inner = getattr(self, f"fpn_inner{n}")(feats[n - 1])
         results = [getattr(self, f"fpn_layer{n}")(last_inner)]
         for idx in range(n - 1, 0, -1):
-            top_down = F.interpolate(last_inner, scale_factor=2, mode="nearest")
+            # x2 nearest by explicit output size, not scale_factor=2: bit-identical (the kernel's source
+            # ratio is 0.5 either way), and Paddle 3.3 stores a scale_factor as ArrayAttribute<Double>,
+            # which paddle2onnx 2.1 rejects ("the 0th elementwise MUST be ir::FloatAttribute").
+            # x.shape[i] of a dynamic dim is traced under export, as in Upsample2x.
+            top_down = F.interpolate(last_inner, size=[2 * last_inner.shape[2], 2 * last_inner.shape[3]],
+                                     mode="nearest")
             last_inner = getattr(self, f"fpn_inner{idx}")(feats[idx - 1]) + top_down
             results.insert(0, getattr(self, f"fpn_layer{idx}")(last_inner))
         return results
