@@ -39,6 +39,50 @@ def segmentation_labels(num_classes: int, ignore_fraction: float = 0.1) -> Calla
 
 
 @dataclass
+class ConvergenceSize:
+    """One size of a case's training-alignment run (``alignment/check_convergence.py``).
+
+    ``data``: keyword arguments of the synthetic generator (sizes, sample counts); ``batch_size``;
+    ``length``: ("iters", n) or ("epochs", n) of the float32 runs (epochs over the small generated
+    training set keep an epoch-based schedule whole); ``float64_iters``: iterations of the float64 run;
+    ``crop``: DANet base / crop size or FactSeg window; ``evals``: evaluations during a float32 run
+    (evenly spaced, the last at the end); ``seeds`` of the float32 runs; ``float64_batch`` /
+    ``float64_crop``: a smaller batch / crop for the float64 run (an equality check needs no large tensors)."""
+
+    data: Dict[str, Any]
+    batch_size: int
+    length: Tuple[str, int]
+    float64_iters: int
+    crop: int = 0
+    evals: int = 4
+    seeds: Tuple[int, ...] = (0, 1, 2)
+    float64_batch: int | None = None
+    float64_crop: int | None = None
+
+    def for_float64(self) -> ConvergenceSize:
+        """This size with the float64 run's batch and crop."""
+        from dataclasses import replace
+
+        return replace(self, batch_size=self.float64_batch or self.batch_size, crop=self.float64_crop or self.crop)
+
+
+@dataclass
+class ConvergenceSpec:
+    """How a case trains to the end in both frameworks: the paper config (Paddle), the official
+    recipe (``torch_ref.engine.train.RECIPES``), the dataset family, the final metric, the sizes."""
+
+    config: str
+    recipe: str
+    family: str  # cityscapes | cdd_dasnet | cdd_lsnet | isaid
+    metric: str  # miou | max_f | f1
+    sizes: Dict[str, ConvergenceSize]
+    # loss options of the float64 run on both sides (and why): a discontinuous step (FactSeg's SOM top-k)
+    # turns a rounding-sized difference into O(1) ones, which the float64 identity proof must avoid
+    float64_loss: Dict[str, Any] = field(default_factory=dict)
+    float64_loss_reason: str = ""
+
+
+@dataclass
 class AlignCase:
     name: str
     model: str
@@ -69,6 +113,11 @@ class AlignCase:
     # are pure rounding noise on both sides, so instead of a relative diff the check requires
     # both to be at noise level (<= 1e-6 x the largest gradient of the model).
     zero_grad_params: Dict[str, str] = field(default_factory=dict)
+    # size -> batch shape of the float64 evidence of check_backward / check_train when the float32 shape of that
+    # size would take hours in float64 (the README's full-size table says which ran at which size)
+    evidence_shapes: Dict[str, Shape] = field(default_factory=dict)
+    # training to the end in both frameworks (check_convergence); None: no such run for this case
+    convergence: ConvergenceSpec | None = None
 
     def loss_variants(self) -> Dict[str, Dict[str, Any]]:
         """The default loss config plus every variant the loss check must cover."""

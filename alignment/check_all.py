@@ -15,10 +15,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from . import (
     check_backward,
+    check_convergence,
     check_data,
     check_factseg_modes,
     check_forward,
@@ -40,6 +41,7 @@ STEPS: List[Tuple[str, Callable, List[str], str]] = [
     ("metric", check_metric.main, [], "float64"),
     ("data", check_data.main, [], "float32"),
     ("train", check_train.main, [], "float32"),
+    ("convergence", check_convergence.main, [], "float32"),
 ]
 
 
@@ -63,15 +65,10 @@ def _cell(row: Dict | None) -> str:
             f"(max\\|ref\\| {row['ref_max']:.2e})")
 
 
-def write_report(out: Path, size: str, results: List[Dict], seconds: float | None) -> Path:
-    how = (f"Command: `python -m alignment.check_all --size {size}` ({seconds / 60:.1f} min). "
-           if seconds is not None else
-           f"Collected (`--from-results`) from the result files of `python -m alignment.check_<step> --size {size}`. ")
-    lines = [f"# Alignment report ({size})", "",
-             how +
-             "Columns: worst value by max|diff|/max|ref| — max|diff| / mean|diff| (max|ref|).", "",
-             "| case | step | dtype | status | worst: max / mean diff | bar | float64 evidence |",
-             "|---|---|---|---|---|---|---|"]
+def steps_table(results: List[Dict]) -> str:
+    """One row per (case, step, dtype) result: status, worst value, bar, float64 evidence, wall time."""
+    lines = ["| case | step | dtype | status | worst: max / mean diff | bar | float64 evidence | time |",
+             "|---|---|---|---|---|---|---|---:|"]
     for res in results:
         worst = _worst(res["rows"])
         evidence = _worst(res["evidence"]) if res["evidence"] else None
@@ -79,12 +76,28 @@ def write_report(out: Path, size: str, results: List[Dict], seconds: float | Non
               if evidence and all(r["passed"] for r in res["evidence"]) else
               (_cell(evidence) + " (misses)" if evidence else ""))
         acc = res.get("accuracy") or {}
+        distance = acc.get("distance_to_float64")
+        if distance:  # forward, float32: which framework rounds more
+            ev += ("; " if ev else "") + (f"float32 vs its own float64: torch {distance['torch']:.1e}, Paddle "
+                                          f"{distance['paddle']:.1e}")
         if acc.get("missed_rows_compared"):
             ev += (f"; float32 vs float64, worst: torch {acc['torch32_worst_rel_error']:.1e}, Paddle "
                    f"{acc['paddle32_worst_rel_error']:.1e} (Paddle at least as close in "
                    f"{acc['paddle32_at_least_as_close']}/{acc['missed_rows_compared']} missed values)")
+        seconds = res.get("seconds") or 0.0
+        time_cell = f"{seconds / 60:.1f} min" if seconds >= 60 else (f"{seconds:.0f} s" if seconds else "-")
         lines.append(f"| {res['case']} | {res['step']} | {res['dtype']} | **{res['status']}** | "
-                     f"{_cell(worst)} | {worst['bar'] if worst else ''} | {ev} |")
+                     f"{_cell(worst)} | {worst['bar'] if worst else ''} | {ev} | {time_cell} |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, size: str, results: List[Dict], seconds: float | None) -> Path:
+    how = (f"Command: `python -m alignment.check_all --size {size}` ({seconds / 60:.1f} min). "
+           if seconds is not None else
+           f"Collected (`--from-results`) from the result files of `python -m alignment.check_<step> --size {size}`. ")
+    lines = [f"# Alignment report ({size})", "",
+             how + "Columns: worst value by max|diff|/max|ref| — max|diff| / mean|diff| (max|ref|).", "",
+             steps_table(results)]
     notes = sorted({n for res in results for n in res["notes"]})
     lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     path = out / f"REPORT_{size}.md"
@@ -92,15 +105,60 @@ def write_report(out: Path, size: str, results: List[Dict], seconds: float | Non
     return path
 
 
-def update_readme(readme: Path, size: str, report: str) -> None:
-    """Replace ``<!-- alignment:<size>:start -->`` .. ``<!-- alignment:<size>:end -->`` with the report."""
-    start, end = f"<!-- alignment:{size}:start -->", f"<!-- alignment:{size}:end -->"
-    text = readme.read_text()
-    if start not in text or end not in text:
-        raise SystemExit(f"{readme}: markers {start} / {end} not found")
-    body = report.split("\n", 2)[2]  # drop the report's own title
-    head, rest = text.split(start, 1)
-    readme.write_text(f"{head}{start}\n{body.strip()}\n{end}{rest.split(end, 1)[1]}")
+def collect(out: Path, size: str, steps: Sequence[str] | None = None) -> List[Dict]:
+    """Every result file a check wrote under ``out`` for ``size``, in case then step order."""
+    results = []
+    for case in resolve_cases(None):
+        names = [(s, d) for s, _, _, d in STEPS] + [(n, EXTRA_STEPS[n][1]) for n in case.extra_checks]
+        for step, dtype in dict.fromkeys(names):
+            if steps and step not in steps:
+                continue
+            path = out / step / f"{result_stem(case.name, size, dtype)}_result.json"
+            if path.is_file():
+                results.append(json.loads(path.read_text()))
+    return results
+
+
+def _mean_std(values: List[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return f"{mean:.4f} +- {std:.4f} ({', '.join(f'{v:.3f}' for v in values)})"
+
+
+def training_table(results: List[Dict], size: str) -> str:
+    """The training-alignment table (``check_convergence`` results): final metric per framework over the
+    seeds, the chance level, the float64 agreement, the curves, the wall time."""
+    lines = ["| case | iterations (float32 / float64) | metric | Paddle (mean +- std) | torch (mean +- std) | "
+             "chance | float64 worst: losses / parameters | status | curves | wall time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        if res["step"] != "convergence":
+            continue
+        acc = res.get("accuracy") or {}
+        finals = acc.get("finals") or {}
+
+        def worst(rows: List[Dict], prefix: str) -> Tuple[float | None, float | None]:
+            named = {r["name"]: r for r in rows}
+            losses = [r["max_diff"] for n, r in named.items() if n.startswith(f"{prefix}.loss.")]
+            params = named.get(f"{prefix}.final_parameters")
+            return (max(losses) if losses else None), (params["max_diff"] if params else None)
+
+        loss_rel, param_rel = worst(res["rows"], "float64")
+        floor_loss, floor_param = worst(res.get("evidence") or [], "floor")
+        f64 = (f"{loss_rel:.1e} / {param_rel:.1e}" if loss_rel is not None and param_rel is not None else "not run")
+        if floor_loss is not None and floor_param is not None:
+            f64 += f" (torch vs torch nudged 1e-15: {floor_loss:.1e} / {floor_param:.1e})"
+        curves = acc.get("curves")
+        link = f"[png]({os.path.relpath(curves, Path.cwd())})" if curves else "-"
+        lines.append(f"| {res['case']} | {acc.get('total_iters', '-')} / {acc.get('float64_iters') or '-'} | "
+                     f"{acc.get('metric', '-')} | {_mean_std(finals.get('paddle', []))} | "
+                     f"{_mean_std(finals.get('torch', []))} | "
+                     f"{acc.get('chance', float('nan')):.4f} | {f64} | **{res['status']}** | {link} | "
+                     f"{acc.get('seconds', 0) / 60:.1f} min |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -114,8 +172,8 @@ def main(argv=None) -> int:
                         help="keep every compared array in the reprod_log files (see alignment.harness)")
     parser.add_argument("--from-results", action="store_true",
                         help="do not run anything: build the report from the result files the checks wrote")
-    parser.add_argument("--readme", type=Path, default=None,
-                        help="also replace the README section between the alignment markers with the report")
+    parser.add_argument("--readme", action="store_true",
+                        help="also regenerate the README tables (README.md and README_cn.md; tools/readme_tables.py)")
     args = parser.parse_args(argv)
     if args.full_evidence:
         os.environ["ALIGN_EVIDENCE"] = "full"
@@ -140,10 +198,19 @@ def main(argv=None) -> int:
                 codes.append(main_fn(argv_step))
                 result = json.loads(path.read_text())
             results.append(result)
-    report = write_report(args.out, args.size, results, None if args.from_results else time.time() - start)
+    step_results = [r for r in results if r["step"] != "convergence"]
+    report = write_report(args.out, args.size, step_results, None if args.from_results else time.time() - start)
     print(f"report: {report}")
-    if args.readme:
-        update_readme(args.readme, args.size, report.read_text())
+    training = training_table(results, args.size)
+    training_path = args.out / f"TRAINING_{args.size}.md"
+    training_path.write_text(f"# Training alignment ({args.size})\n\n{training}\n")
+    print(f"training alignment: {training_path}")
+    if args.readme:  # the README tables are written by one generator, into both READMEs
+        import subprocess
+        import sys
+
+        subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "tools" / "readme_tables.py"),
+                        "--write"], check=True)
     code = combine_exit_codes(codes)
     return 0 if code == EXIT_ROUNDING and args.allow_rounding else code
 

@@ -1,6 +1,9 @@
 """Step 1 of the reprod workflow: same weights, same input, eval mode -> same outputs.
 
 float32: every output must meet max|diff| <= 1e-5 max|ref| and mean|diff| <= 1e-6 max(1, mean|ref|).
+Every float32 result also records each framework's distance to the float64 run of the same weights
+(``distance_to_float64``: per output max|f32 - f64| / max|f64|, torch against torch float64, Paddle against
+Paddle float64), so the report shows which framework rounds more.
 float64 (``--dtype float64``, and automatically as evidence when a float32 bar is missed): every
 hooked intermediate feature map and every output within 1e-9 relative, with Paddle's bilinear
 kernel replaced by an exact float64 resize; that kernel's own float64 error is measured and named.
@@ -80,6 +83,21 @@ def float64_evidence(case: AlignCase, args: argparse.Namespace) -> Tuple[List, L
     return rows, [interpolate_kernel_effect(args.seed), BN_EPS_NOTE]
 
 
+def distance_to_float64(case: AlignCase, args: argparse.Namespace, torch32: Dict[str, np.ndarray],
+                        paddle32: Dict[str, np.ndarray]) -> Dict[str, object]:
+    """Each framework's float32 outputs against its own float64 run (same weights and input)."""
+    torch64, paddle64 = run_forward(case, args.size, "float64", args.seed, hooks=False)
+
+    def rel(a: np.ndarray, ref: np.ndarray) -> float:
+        ref = np.asarray(ref, np.float64)
+        return float(np.abs(np.asarray(a, np.float64) - ref).max() / (np.abs(ref).max() or 1.0))
+
+    per_output = {name: {"torch": rel(torch32[name], torch64[name]), "paddle": rel(paddle32[name], paddle64[name])}
+                  for name in torch32 if name in torch64 and name in paddle32 and name in paddle64}
+    worst = {side: max((v[side] for v in per_output.values()), default=0.0) for side in ("torch", "paddle")}
+    return {"torch": worst["torch"], "paddle": worst["paddle"], "per_output": per_output}
+
+
 def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     stem = result_stem(case.name, args.size, args.dtype)
     hooks = args.dtype == "float64"
@@ -91,6 +109,8 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
                           notes=[interpolate_kernel_effect(args.seed), BN_EPS_NOTE])
     result = StepResult("forward", case.name, args.size, args.dtype,
                         compare_dicts(torch_info, paddle_info, forward_bar))
+    distance = distance_to_float64(case, args, torch_values, paddle_values)
+    result.accuracy = {"distance_to_float64": distance}
     if not all(r.passed for r in result.rows):
         result.evidence, result.notes = float64_evidence(case, args)
     return result

@@ -13,6 +13,8 @@ reported for information. A float32 miss gets the same run in float64 as evidenc
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import Tuple
 
 import numpy as np
 
@@ -37,14 +39,14 @@ from .stepping import FLOAT32_COEFFICIENTS_NOTE, TwinTrainer
 TRAIN_REL = 1e-3
 
 
-def run_train(case: AlignCase, args: argparse.Namespace, dtype: str):
+def run_train(case: AlignCase, args: argparse.Namespace, dtype: str, shape: Tuple[int, ...] | None = None):
     from paddle_models.layers.resize import exact_float64_resize
 
     torch_model, paddle_model = build_pair(case, dtype, args.seed, scale_logits=False)
     torch_model.train()
     paddle_model.train()
     dropouts = disable_dropout(torch_model, paddle_model)
-    shape = case.train_shapes.get(args.size, case.input_shapes[args.size])
+    shape = shape or case.train_shapes.get(args.size, case.input_shapes[args.size])
     torch_losses, paddle_losses = [], []
     with exact_float64_resize(dtype == "float64"), paddle_dtype(dtype):
         trainer = TwinTrainer(case, torch_model, paddle_model, case.optimizer, case.lr_scheduler,
@@ -74,8 +76,15 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     rows, notes, torch32, paddle32 = run_train(case, args, "float32")
     result = StepResult("train", case.name, args.size, "float32", rows, notes=notes)
     if not all(r.passed for r in rows):
-        result.evidence, more, truth, _ = run_train(case, args, "float64")
-        result.accuracy = annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
+        full = case.train_shapes.get(args.size, case.input_shapes[args.size])
+        shape = case.evidence_shapes.get(args.size)
+        if shape is None or tuple(shape) == tuple(full):
+            result.evidence, more, truth, _ = run_train(case, args, "float64")
+            result.accuracy = annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
+        else:  # float64 at this size would take hours: the same run at a smaller batch shape
+            result.evidence, more, _, _ = run_train(case, args, "float64", shape)
+            more.append(f"float64 evidence at {list(shape)} (float32 at {list(full)}: float64 at that size would "
+                        "take hours on 2 CPU cores)")
         result.notes += more + [FLOAT32_COEFFICIENTS_NOTE, BN_EPS_NOTE,
                                 "a float32 trajectory that drifts while float64 stays within 1e-9 is "
                                 "rounding amplified by training (see alignment/diagnose_relu.py)"]
@@ -86,7 +95,10 @@ def main(argv=None) -> int:
     from .harness import make_parser
 
     parser = make_parser("train")
-    parser.add_argument("--iters", type=int, default=20)
+    parser.add_argument("--iters", type=int, default=None, help="default 20 (size small), 10 (size full)")
+    args, _ = parser.parse_known_args(argv)
+    if args.iters is None:
+        argv = list(argv if argv is not None else sys.argv[1:]) + ["--iters", "10" if args.size == "full" else "20"]
     return run_step("train", run_case, argv, parser=parser)
 
 

@@ -22,6 +22,7 @@ import json
 import os
 import random
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple
@@ -133,6 +134,7 @@ class StepResult:
     # (``annotate_with_truth``). A miss where torch32 is as far off as paddle32 is float32 noise of
     # the problem itself, not a Paddle inaccuracy.
     accuracy: Dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time of the step for this case (both frameworks, evidence included)
 
     def finalize(self) -> StepResult:
         if all(r.passed for r in self.rows):
@@ -169,7 +171,9 @@ def write_result(result: StepResult, out: Path) -> Path:
     text = [f"step={result.step} case={result.case} size={result.size} dtype={result.dtype} "
             f"status={result.status}", _format_rows(result.rows)]
     if result.evidence:
-        text += ["", f"float64 evidence (bar {FLOAT64_REL:g} relative):", _format_rows(result.evidence)]
+        title = (f"float64 evidence (bar {FLOAT64_REL:g} relative):" if result.step != "convergence"
+                 else "floor: torch against torch nudged by 1e-15 (for comparison, not a bar):")
+        text += ["", title, _format_rows(result.evidence)]
     text += [f"note: {n}" for n in result.notes]
     (step_dir / f"{stem}_diff.log").write_text("\n".join(text) + "\n")
     (step_dir / f"{stem}_result.json").write_text(json.dumps(asdict(result), indent=1, default=float))
@@ -407,7 +411,9 @@ def run_step(step: str, run_case: Callable[[AlignCase, argparse.Namespace], Step
         os.environ["ALIGN_EVIDENCE"] = "full"
     codes = []
     for case in resolve_cases(args.model):
+        start = time.perf_counter()
         result = run_case(case, args).finalize()
+        result.seconds = time.perf_counter() - start
         log = write_result(result, args.out)
         top = result.worst()
         detail = (f"worst {top.name}: max|diff| {top.max_diff:.3e} (max|ref| {top.ref_max:.3e})"

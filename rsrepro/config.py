@@ -282,6 +282,13 @@ def _train_check(values: Dict[str, Any]) -> List[Tuple[str, str]]:
     if values.get("to_static") and amp.get("level") not in (None, "O0"):
         return [("to_static", f"train.to_static is not supported together with AMP (amp.level "
                               f"{amp.get('level')!r}); use one of them")]
+    if values.get("dtype") == "float64":
+        if amp.get("level") not in (None, "O0"):
+            return [("dtype", f"train.dtype float64 is not supported together with AMP (amp.level "
+                              f"{amp.get('level')!r})")]
+        if values.get("eval_at_end") or values.get("eval_interval"):
+            return [("dtype", "train.dtype float64 trains for numerical verification only; the evaluators run "
+                              "in float32: set train.eval_at_end false and train.eval_interval null")]
     return []
 
 
@@ -367,6 +374,8 @@ SCHEMA = Section(
                                           doc="periodic evaluation on the first N val samples"),
                 "save_interval": Field("int", 1000, minimum=0, doc="0: only the final checkpoint"),
                 "keep_checkpoints": Field("int", 3, minimum=0, doc="0: keep all"),
+                "final_checkpoint": Field("bool", True, doc="save a checkpoint when training ends (false: only the "
+                                                            "periodic ones; an interrupted run still saves one)"),
                 "best_metric": Field("str", None, nullable=True,
                                      doc="metric that selects the best model (task default)"),
                 "sync_bn": Field("bool", True, doc="SyncBatchNorm in multi-GPU runs"),
@@ -378,6 +387,9 @@ SCHEMA = Section(
                                    doc="run forward + loss as a paddle.jit.to_static program (faster CPU steps "
                                        "for DASNet / FactSeg, see README Performance); single process, no AMP"),
                 "plot": Field("bool", True, doc="write loss_curve.png at the end"),
+                "dtype": Field("str", "float32", choices=("float32", "float64"),
+                               doc="model, input and loss dtype; float64 is for numerical verification against "
+                                   "the torch reference (alignment/check_convergence.py), without evaluation"),
             },
             check=_train_check,
         ),

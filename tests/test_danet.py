@@ -261,3 +261,33 @@ def test_all_ignored_batch_gives_zero_not_nan():
                                                                    torch.from_numpy(labels))) == 0.0
     assert float(paddle_models.build_loss("danet_ce", weights=(1.0,))([paddle.to_tensor(logits)],
                                                                        paddle.to_tensor(labels))) == 0.0
+
+
+def test_cam_broadcast_is_bit_identical_to_expand_as():
+    """CAM subtracts the row maximum by broadcasting (an exported ``expand_as`` bakes the traced shape
+    [-1, C, C] into the program, which onnxruntime rejects); forward and input gradient must equal the
+    ``expand_as`` form bit for bit."""
+    from paddle_models.layers.attention import CAM_Module
+
+    class ExpandAsCAM(CAM_Module):
+        def forward(self, x):
+            b, c, h, w = x.shape
+            flat = x.reshape([b, c, -1])
+            energy = paddle.bmm(flat, flat.transpose([0, 2, 1]))
+            row_max = energy.max(axis=-1, keepdim=True).detach()
+            attention = self.softmax(row_max.expand_as(energy) - energy)
+            return self.gamma * paddle.bmm(attention, flat).reshape([b, c, h, w]) + x
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 16, 8, 8), (2, 16, 9, 11), (3, 8, 5, 7)]:
+        x = rng.standard_normal(shape).astype("float32")
+        outs, grads = [], []
+        for cls in (CAM_Module, ExpandAsCAM):
+            module = cls(shape[1])
+            module.gamma.set_value(paddle.full([1], 0.7, "float32"))
+            xt = paddle.to_tensor(x, stop_gradient=False)
+            out = module(xt)
+            out.sum().backward()
+            outs.append(out.numpy())
+            grads.append(xt.grad.numpy())
+        assert np.array_equal(outs[0], outs[1]) and np.array_equal(grads[0], grads[1])

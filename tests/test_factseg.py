@@ -297,3 +297,18 @@ def test_alignment_steps_pass(tmp_path, module):
 
     check = importlib.import_module(f"alignment.{module}")
     assert check.main(["--model", "factseg_r50", "--size", "small", "--out", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fpn_upsampling_by_size_is_bit_identical_to_scale_factor(dtype):
+    """The FPN's x2 nearest upsampling is written with an explicit output size (paddle2onnx 2.1 cannot convert
+    Paddle 3.3's float64 scale_factor attribute); it must equal ``scale_factor=2`` bit for bit, odd sizes too."""
+    import paddle.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    for h, w in [(1, 1), (3, 5), (7, 2), (8, 13), (17, 31)]:
+        x = paddle.to_tensor(rng.standard_normal((2, 4, h, w)).astype(dtype))
+        by_size = F.interpolate(x, size=[2 * x.shape[2], 2 * x.shape[3]], mode="nearest")
+        by_scale = F.interpolate(x, scale_factor=2, mode="nearest")
+        assert np.array_equal(by_size.numpy(), by_scale.numpy())
+        assert np.array_equal(by_size.numpy(), np.repeat(np.repeat(x.numpy(), 2, 2), 2, 3))

@@ -240,3 +240,17 @@ def test_loss_rejects_bad_labels(package):
         loss(logits, tensor(np.zeros((1, 1, 4, 4), "int64")))
     with pytest.raises(ValueError, match="dice must be one of"):
         package.build_loss("lsnet_hybrid", dice="soft")
+
+
+def test_se_global_pool_rounds_like_torch():
+    """Paddle's pool2d kernel sums a global pool sequentially in float32 (~6e-6 relative at 256x256, measured
+    by benchmarks/lsnet_rounding.py); the SE gates' GlobalAvgPool2D (two means) must stay near torch's ~1e-7,
+    and equal the plain pool in float64."""
+    from paddle_models.layers.context_guided import GlobalAvgPool2D
+
+    x = (np.abs(np.random.RandomState(0).randn(2, 8, 256, 256)) * 10).astype("float32")
+    ref = x.astype(np.float64).mean(axis=(2, 3), keepdims=True)
+    out = GlobalAvgPool2D()(paddle.to_tensor(x)).numpy()
+    assert np.abs(out - ref).max() / np.abs(ref).max() < 2e-6
+    exact = GlobalAvgPool2D()(paddle.to_tensor(x.astype("float64"))).numpy()
+    np.testing.assert_allclose(exact, ref, rtol=1e-13)

@@ -1,6 +1,6 @@
 """Alignment cases of DANet: ResNet-50 and the released ResNet-101 multi-grid configuration."""
 
-from ..cases import AlignCase, register_case, segmentation_labels
+from ..cases import AlignCase, ConvergenceSize, ConvergenceSpec, register_case, segmentation_labels
 
 DANET_HOOKS = [
     "pretrained.layer1", "pretrained.layer2", "pretrained.layer3", "pretrained.layer4",
@@ -14,6 +14,19 @@ DANET_ZERO_GRADS = {
 }
 DANET_LOGITS = {"logit_layers": ["head.conv6.1", "head.conv7.1", "head.conv8.1"], "logit_scale": 40.0}
 
+# Training to the end (check_convergence): the paper recipe (SGD 0.9, wd 1e-4, lr 0.003, head x10, poly 0.9
+# per iteration, DANet augmentation with scales 0.75-2.0) shortened in iterations and size, on a generated
+# Cityscapes; evaluation single-scale whole image, mIoU over the 19 classes (official definition).
+def danet_convergence(config: str) -> ConvergenceSpec:
+    return ConvergenceSpec(config=config, recipe="danet", family="cityscapes", metric="miou", sizes={
+        "small": ConvergenceSize(data={"num_train": 4, "num_val": 2, "size": (32, 64)}, batch_size=2,
+                                 length=("iters", 12), float64_iters=4, crop=32, evals=1),
+        "full": ConvergenceSize(data={"num_train": 24, "num_val": 6, "size": (64, 128)}, batch_size=4,
+                                length=("iters", 160), float64_iters=200, crop=48, evals=4,
+                                float64_batch=2, float64_crop=32),
+    })
+
+
 register_case(AlignCase(
     name="danet_r50", model="danet", model_kwargs={"backbone": "resnet50", "num_classes": 19},
     loss="danet_ce", loss_kwargs={}, input_shapes={"small": (2, 3, 64, 64), "full": (1, 3, 512, 512)},
@@ -21,7 +34,8 @@ register_case(AlignCase(
     make_labels=segmentation_labels(19), hook_modules=DANET_HOOKS, **DANET_LOGITS,
     zero_grad_params=DANET_ZERO_GRADS,
     optimizer=DANET_OPTIMIZER, lr_scheduler=DANET_SCHEDULE,
-    train_shapes={"small": (2, 3, 48, 48), "full": (2, 3, 256, 256)},
+    train_shapes={"small": (2, 3, 48, 48), "full": (1, 3, 512, 512)}, evidence_shapes={"full": (2, 3, 256, 256)},
+    convergence=danet_convergence("configs/danet/danet_r50_cityscapes_768_240e.yml"),
 ))
 register_case(AlignCase(
     name="danet_r101_mg", model="danet",
@@ -31,5 +45,6 @@ register_case(AlignCase(
     make_labels=segmentation_labels(19), hook_modules=DANET_HOOKS, **DANET_LOGITS,
     zero_grad_params=DANET_ZERO_GRADS,
     optimizer=DANET_OPTIMIZER, lr_scheduler=DANET_SCHEDULE,
-    train_shapes={"small": (2, 3, 48, 48), "full": (2, 3, 256, 256)},
+    train_shapes={"small": (2, 3, 48, 48), "full": (1, 3, 512, 512)}, evidence_shapes={"full": (2, 3, 256, 256)},
+    convergence=danet_convergence("configs/danet/danet_r101_mg_cityscapes_768_240e.yml"),
 ))

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..cases import AlignCase, register_case
+from ..cases import AlignCase, ConvergenceSize, ConvergenceSpec, register_case
 
 
 def block_labels(change_fraction: float = 0.2, block: int = 6) -> Callable:
@@ -71,6 +71,18 @@ def _variants_except(default: str):
 # step 3, 2.1e-8 at step 4; dasnet_v2_nopam_nocam 4.8e-10, dasnet_r50 2.2e-11 at step 4), so the float64
 # evidence itself leaves 1e-9. At 1e-5 it stays below 1.5e-10. Train mode (batch statistics) is well
 # conditioned: check_train runs the recipe lr 1e-4 and its float64 losses agree to 5e-15 over 20 iterations.
+# Training to the end (check_convergence): the official Adam recipe on a generated CDD (list layout, BGR minus
+# the CDD means, no augmentation, as the official code), in epochs over the small training set (DASNet-V2's
+# piecewise schedule by epoch runs whole); evaluation: the saca-distance sweep over linspace(0, 2.2, 96), max-F.
+def dasnet_convergence(config: str, recipe: str, epochs: int) -> ConvergenceSpec:
+    return ConvergenceSpec(config=config, recipe=recipe, family="cdd_dasnet", metric="max_f", sizes={
+        "small": ConvergenceSize(data={"num_train": 4, "num_val": 2, "size": 32}, batch_size=2,
+                                 length=("iters", 8), float64_iters=4, evals=1),
+        "full": ConvergenceSize(data={"num_train": 8, "num_val": 4, "size": 48}, batch_size=4,
+                                length=("epochs", epochs), float64_iters=200, evals=4, float64_batch=2),
+    })
+
+
 COMMON = dict(
     loss="dasnet_contrastive", num_inputs=2, task="change_detection", dataset="cdd_dasnet", num_classes=2,
     input_scale=50.0, make_labels=block_labels(), optimizer=DASNET_OPTIMIZER, backward_lr=1e-5,
@@ -82,6 +94,8 @@ register_case(AlignCase(
     input_shapes={"small": (2, 3, 72, 72), "full": (1, 3, 256, 256)},
     hook_modules=HEAD_HOOKS + ATTENTION_HOOKS, zero_grad_params=ZERO_GRADS,
     lr_scheduler=DASNET_SCHEDULE, train_shapes={"small": (2, 3, 72, 72), "full": (4, 3, 256, 256)},
+    evidence_shapes={"full": (2, 3, 128, 128)},
+    convergence=dasnet_convergence("configs/dasnet/dasnet_r50_cdd_256_60e.yml", "dasnet", 60),
     **COMMON,
 ))
 register_case(AlignCase(
@@ -90,6 +104,8 @@ register_case(AlignCase(
     input_shapes={"small": (2, 3, 72, 72), "full": (1, 3, 256, 256)},
     hook_modules=HEAD_HOOKS + ATTENTION_HOOKS + DECODER_HOOKS, zero_grad_params=ZERO_GRADS,
     lr_scheduler=DASNET_V2_SCHEDULE, train_shapes={"small": (2, 3, 72, 72), "full": (4, 3, 256, 256)},
+    evidence_shapes={"full": (2, 3, 128, 128)},
+    convergence=dasnet_convergence("configs/dasnet_v2/dasnet_v2_r50_cdd_256_80e.yml", "dasnet_v2", 80),
     **COMMON,
 ))
 register_case(AlignCase(
@@ -99,5 +115,7 @@ register_case(AlignCase(
     input_shapes={"small": (2, 3, 72, 72), "full": (1, 3, 256, 256)},
     hook_modules=HEAD_HOOKS + DECODER_HOOKS,
     lr_scheduler=DASNET_V2_SCHEDULE, train_shapes={"small": (2, 3, 72, 72), "full": (4, 3, 256, 256)},
+    evidence_shapes={"full": (2, 3, 128, 128)},
+    convergence=dasnet_convergence("configs/dasnet_v2/dasnet_v2_r50_nopam_nocam_cdd_256_80e.yml", "dasnet_v2", 80),
     **COMMON,
 ))

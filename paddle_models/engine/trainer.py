@@ -47,6 +47,7 @@ from rsrepro.config import ConfigError, dump_config, public, source_of
 from rsrepro.fileio import atomic_write_json, atomic_write_text, pause_point
 from rsrepro.safe_load import trusted_pickle
 
+from ..layers.resize import exact_float64_resize
 from .builder import build_dataset, build_loss, build_model
 from .checkpoint import (
     CheckpointError,
@@ -151,12 +152,26 @@ class Trainer:
         if created and self.rank == 0:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def _compute_dtype(self):
+        """``train.dtype`` as Paddle's default dtype (parameters, tensors made inside the model and loss);
+        float64 also resizes with exact float64 coordinates (``layers.resize.exact_float64_resize``:
+        Paddle's bilinear kernel computes them in float32 even for float64 tensors)."""
+        dtype = self.train_cfg["dtype"]
+        previous = paddle.get_default_dtype()
+        paddle.set_default_dtype(dtype)
+        try:
+            with exact_float64_resize(dtype == "float64"):
+                yield
+        finally:
+            paddle.set_default_dtype(previous)
+
     def _setup_seeds_and_model(self) -> None:
         seed = int(self.train_cfg["seed"])
         random.seed(seed)
         np.random.seed(seed)
         paddle.seed(seed)
-        with trusted_pickle(self.trust_pickle):  # model.pretrained
+        with trusted_pickle(self.trust_pickle), self._compute_dtype():  # model.pretrained
             model = build_model(self.cfg)  # identical on every rank
         if self.world > 1 and self.device == "gpu" and self.train_cfg["sync_bn"]:
             model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -358,6 +373,9 @@ class Trainer:
 
     def train_step(self, batch: List[paddle.Tensor]) -> Dict[str, float]:
         inputs, label = self.task.split_batch(batch)
+        dtype = self.train_cfg["dtype"]
+        inputs = [x.astype(dtype) if paddle.is_floating_point(x) and x.dtype != getattr(paddle, dtype) else x
+                  for x in inputs]
         check = self.train_cfg["nan_check"]
         with self._autocast():
             terms = self.forward_loss(inputs, label)
@@ -532,43 +550,46 @@ class Trainer:
         bar = tqdm(total=end, initial=self.iteration, desc="train", dynamic_ncols=True, leave=False,
                    disable=not self.progress or self.rank != 0 or None)
         try:
-            while self.iteration < end:
-                self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
-                if hasattr(self.train_dataset, "set_epoch"):
-                    self.train_dataset.set_epoch(self.epoch)
-                self.model.train()
-                t_read = time.perf_counter()
-                for batch in self.loader:
-                    reader_cost = time.perf_counter() - t_read
-                    self._lr_of_last_step = self.optimizer.get_lr()
-                    values = self.train_step(batch)
-                    self.iteration += 1
-                    self.batch_in_epoch += 1
-                    if self.batch_in_epoch == self.iters_per_epoch:
-                        self.epoch += 1
-                        self.batch_in_epoch = 0
-                        if self.scheduler.step_unit == "epoch":
-                            self.scheduler.step()
-                    batch_cost = time.perf_counter() - t_read
-                    totals["reader"] += reader_cost
-                    totals["batch"] += batch_cost
-                    window.add(values, batch_cost, reader_cost, int(batch[0].shape[0]))
-                    bar.update(1)
-                    if self.iteration % tc["log_interval"] == 0 or self.iteration == end:
-                        self._log_window(window)
-                    if tc["eval_interval"] and self.iteration % tc["eval_interval"] == 0 \
-                            and self.iteration != self.total_iters:
-                        self.evaluate()
-                        self.model.train()
-                    if tc["save_interval"] and self.iteration % tc["save_interval"] == 0 and self.iteration != end:
-                        self.save_checkpoint()
+            with self._compute_dtype():
+                while self.iteration < end:
+                    self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+                    if hasattr(self.train_dataset, "set_epoch"):
+                        self.train_dataset.set_epoch(self.epoch)
+                    self.model.train()
                     t_read = time.perf_counter()
-                    if self.iteration >= end:
-                        break
+                    for batch in self.loader:
+                        reader_cost = time.perf_counter() - t_read
+                        self._lr_of_last_step = self.optimizer.get_lr()
+                        values = self.train_step(batch)
+                        self.iteration += 1
+                        self.batch_in_epoch += 1
+                        if self.batch_in_epoch == self.iters_per_epoch:
+                            self.epoch += 1
+                            self.batch_in_epoch = 0
+                            if self.scheduler.step_unit == "epoch":
+                                self.scheduler.step()
+                        batch_cost = time.perf_counter() - t_read
+                        totals["reader"] += reader_cost
+                        totals["batch"] += batch_cost
+                        window.add(values, batch_cost, reader_cost, int(batch[0].shape[0]))
+                        bar.update(1)
+                        if self.iteration % tc["log_interval"] == 0 or self.iteration == end:
+                            self._log_window(window)
+                        if tc["eval_interval"] and self.iteration % tc["eval_interval"] == 0 \
+                                and self.iteration != self.total_iters:
+                            self.evaluate()
+                            self.model.train()
+                        if tc["save_interval"] and self.iteration % tc["save_interval"] == 0 and self.iteration != end:
+                            self.save_checkpoint()
+                        t_read = time.perf_counter()
+                        if self.iteration >= end:
+                            break
         finally:
             bar.close()
         elapsed = time.perf_counter() - start_time
-        if self.ckpt.last_path is None or not self.ckpt.last_path.endswith(f"iter_{self.iteration:08d}.pdckpt"):
+        finished_here = self.iteration >= self.total_iters
+        if (not finished_here or tc["final_checkpoint"]) and (
+                self.ckpt.last_path is None or not self.ckpt.last_path.endswith(f"iter_{self.iteration:08d}.pdckpt")):
             self.save_checkpoint()
         finished = self.iteration >= self.total_iters
         if finished and tc["eval_at_end"] and self.last_eval_iter != self.iteration:

@@ -2,8 +2,9 @@
 of ``torch_ref/layers/context_guided.py`` (same classes, same attribute names).
 
 Paddle-specific: BatchNorm momentum 0.9 (= torch 0.1), AvgPool2D ``exclusive=False`` (= torch's
-``count_include_pad=True``), and a ``PReLU`` whose slope is stored as ``weight`` (Paddle's own
-names it ``_weight``) so that torch state-dict keys map one to one.
+``count_include_pad=True``), a ``PReLU`` whose slope is stored as ``weight`` (Paddle's own
+names it ``_weight``) so that torch state-dict keys map one to one, and the SE gate's global average
+pool computed as two means (``GlobalAvgPool2D``: Paddle's pool2d kernel rounds ~20-70x more).
 """
 
 from __future__ import annotations
@@ -51,6 +52,25 @@ class InputInjection(nn.Layer):
         return x
 
 
+class GlobalAvgPool2D(nn.AdaptiveAvgPool2D):
+    """``AdaptiveAvgPool2D(1)`` computed as a mean over W, then a mean over H (same value in exact
+    arithmetic; float64 results equal to ~4e-16).
+
+    Paddle's CPU pool2d kernel sums each window sequentially in float32, so a global pool's rounding
+    grows with H * W: max relative error 2e-6 at 64x64 and 9e-6 at 256x256, against 1.2e-7 for torch's
+    ``adaptive_avg_pool2d(x, 1)`` (a ``mean`` with cascade summation). Through the SE gates this made
+    LSNet's float32 outputs ~1.2-2.4x (64x64) and up to 12x (256x256) further from float64 than torch's.
+    Two short reductions round to 2-5e-7 and run no slower (measured faster). Still an
+    ``AdaptiveAvgPool2D`` for ``tools/model_stats.py``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+    def forward(self, x: paddle.Tensor) -> paddle.Tensor:
+        return x.mean(axis=3, keepdim=True).mean(axis=2, keepdim=True)
+
+
 class GlobalContextExtractor(nn.Layer):
     """Squeeze-and-excitation: avgpool -> Linear(C, C/r) -> ReLU -> Linear(C/r, C) -> sigmoid gate."""
 
@@ -59,7 +79,7 @@ class GlobalContextExtractor(nn.Layer):
         if reduction < 1 or channels < reduction:
             raise ValueError(f"GlobalContextExtractor: need 1 <= reduction <= channels, "
                              f"got channels={channels}, reduction={reduction}")
-        self.avg_pool = nn.AdaptiveAvgPool2D(1)
+        self.avg_pool = GlobalAvgPool2D()
         self.fc = nn.Sequential(
             nn.Linear(channels, channels // reduction), nn.ReLU(),
             nn.Linear(channels // reduction, channels), nn.Sigmoid())
