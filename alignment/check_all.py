@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -65,6 +66,11 @@ def _cell(row: Dict | None) -> str:
             f"(max\\|ref\\| {row['ref_max']:.2e})")
 
 
+def _escape(text: str) -> str:
+    """A table cell's own pipes (``max|ref|``), escaped so they do not split the Markdown row."""
+    return re.sub(r"(?<!\\)\|", r"\\|", text)
+
+
 def steps_table(results: List[Dict]) -> str:
     """One row per (case, step, dtype) result: status, worst value, bar, float64 evidence, wall time."""
     lines = ["| case | step | dtype | status | worst: max / mean diff | bar | float64 evidence | time |",
@@ -87,7 +93,7 @@ def steps_table(results: List[Dict]) -> str:
         seconds = res.get("seconds") or 0.0
         time_cell = f"{seconds / 60:.1f} min" if seconds >= 60 else (f"{seconds:.0f} s" if seconds else "-")
         lines.append(f"| {res['case']} | {res['step']} | {res['dtype']} | **{res['status']}** | "
-                     f"{_cell(worst)} | {worst['bar'] if worst else ''} | {ev} | {time_cell} |")
+                     f"{_cell(worst)} | {_escape(worst['bar']) if worst else ''} | {_escape(ev)} | {time_cell} |")
     return "\n".join(lines)
 
 
