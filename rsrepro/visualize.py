@@ -10,7 +10,7 @@ from PIL import Image
 
 from .fileio import atomic_save
 
-__all__ = ["default_palette", "colorize", "overlay", "change_overlay", "save_png", "image_stem"]
+__all__ = ["default_palette", "colorize", "overlay", "change_overlay", "save_png", "image_stem", "side_by_side"]
 
 
 def default_palette(num_classes: int) -> np.ndarray:
@@ -72,3 +72,30 @@ def image_stem(path: str) -> str:
     """File name without folder and extension, and without Cityscapes' ``_leftImg8bit`` suffix."""
     stem = os.path.splitext(os.path.basename(path))[0]
     return stem[: -len("_leftImg8bit")] if stem.endswith("_leftImg8bit") else stem
+
+
+def side_by_side(panels: Sequence[np.ndarray], captions: Sequence[str] = (), gap: int = 6) -> np.ndarray:
+    """Panels (uint8 HxWx3 or HxW, the same height) in one row with ``gap`` white pixels between them and, with
+    ``captions``, a caption strip above each (Pillow's default font)."""
+    from PIL import ImageDraw
+
+    rgb = [np.repeat(p[..., None], 3, axis=2) if p.ndim == 2 else p for p in (np.asarray(q, np.uint8) for q in panels)]
+    height = rgb[0].shape[0]
+    if any(p.shape[0] != height for p in rgb):
+        raise ValueError(f"side_by_side: panel heights differ: {[p.shape[0] for p in rgb]}")
+    strip = 16 if captions else 0
+    width = sum(p.shape[1] for p in rgb) + gap * (len(rgb) - 1)
+    canvas = np.full((height + strip, width, 3), 255, np.uint8)
+    x = 0
+    offsets = []
+    for panel in rgb:
+        canvas[strip:, x:x + panel.shape[1]] = panel
+        offsets.append(x)
+        x += panel.shape[1] + gap
+    if captions:
+        picture = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(picture)
+        for offset, caption in zip(offsets, captions):
+            draw.text((offset + 2, 2), caption, fill=(0, 0, 0))
+        canvas = np.asarray(picture)
+    return canvas

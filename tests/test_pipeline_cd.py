@@ -451,9 +451,9 @@ def test_paper_config_recipe_builds(cdd_root, path):
     assert label.dtype == np.int64 and set(np.unique(label)) <= {0, 1}
 
 
-@pytest.mark.parametrize("path", ["configs/lsnet/lsnet_diffFPN_synthetic_demo.yml",
-                                  "configs/dasnet_v2/dasnet_v2_r50_synthetic_demo.yml"])
-def test_synthetic_demo_configs_validate(cdd_root, path):
+@pytest.mark.parametrize("path, epochs", [("configs/lsnet/lsnet_diffFPN_synthetic_demo.yml", 16),
+                                          ("configs/dasnet_v2/dasnet_v2_r50_synthetic_demo.yml", 4)])
+def test_synthetic_demo_configs_validate(cdd_root, path, epochs):
     cfg = load_run_config(path, _roots(cdd_root))
-    assert cfg["train"]["num_workers"] == 0 and cfg["train"]["epochs"] == 4
+    assert cfg["train"]["num_workers"] == 0 and cfg["train"]["epochs"] == epochs
     assert build_task(cfg).name == "change_detection" and cfg["model"]["type"] in paddle_models.MODELS.names()
