@@ -66,3 +66,23 @@ def test_speed_quick_lsnet_deploy_column(tmp_path):
     for column in ("infer_deploy", "onnx_ort", "onnx_openvino", "torch_onnx_ort"):
         assert result["rel_l2_vs_torch"][column] < 1e-5, column
         assert column in json.loads(out.read_text())["table"]
+
+
+def test_onnx_graph_diff_counts_nodes_by_op_type(tmp_path, capsys):
+    import onnx
+    from onnx import TensorProto, helper
+    from onnx_graph_diff import main, op_counts
+
+    def write(name, ops):
+        nodes = [helper.make_node(op, [f"t{i}"], [f"t{i + 1}"]) for i, op in enumerate(ops)]
+        graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("t0", TensorProto.FLOAT, [1])],
+                                  [helper.make_tensor_value_info(f"t{len(ops)}", TensorProto.FLOAT, [1])])
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(helper.make_model(graph), str(path))
+        return str(path)
+
+    first, second = write("a", ["Relu", "Identity", "Identity"]), write("b", ["Relu"])
+    assert op_counts(first) == {"Relu": 1, "Identity": 2}
+    assert main([first, second]) == 0
+    out = capsys.readouterr().out
+    assert "nodes: 3 in" in out and out.index("Identity") < out.index("Relu")  # differing types first
