@@ -6,7 +6,13 @@ training step in each framework, measured side by side in one process.
 
 Per model (``common.CASES``): the twins are built with the same weights; after ``--warmup`` runs of
 each measurement, ``--runs`` repetitions are taken INTERLEAVED (one of each measurement per round), so
-machine-load drift hits all columns alike; the median is reported. Measurements:
+machine-load drift hits all columns alike; the median is reported. Odd rounds run the measurements in
+reverse order, and every timed call waits ``--settle`` seconds first: the runtimes in
+this one process each keep worker threads that spin for a while after a run (Paddle's and torch's OpenMP,
+ONNX Runtime's pool, OpenVINO's TBB), and a run started while another runtime's workers still spin loses
+cores to them. Measured (``dasnet``, 2 threads, ONNX Runtime right after a Paddle Inference run vs after
+1 s idle): 0.489 vs 0.431 s for the Paddle2ONNX graph, 0.480 vs 0.428 s for the torch.onnx graph; without
+the pause the column that happened to follow Paddle Inference looked ~10 % slower. Measurements:
 
 - ``torch``: torch eager inference (``eval()``, ``torch.no_grad()``);
 - ``paddle``: Paddle dygraph inference (``eval()``, ``paddle.no_grad()``);
@@ -54,6 +60,9 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--runs", type=int, default=5, help="timed repetitions (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="seconds idle before each timed call, so no runtime's spinning workers are still "
+                             "busy (0: back to back, the pre-2026-12-04 behaviour)")
     parser.add_argument("--quick", action="store_true", help="small inputs, runs=2: a smoke test")
     parser.add_argument("--infer-modes", nargs="*", default=list(INFER_MODES), choices=INFER_MODES)
     parser.add_argument("--onnx-modes", nargs="*", default=list(ONNX_MODES), choices=ONNX_MODES)
@@ -66,9 +75,34 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.runs = min(args.runs, 2)
-    if args.runs < 1 or args.warmup < 0 or args.threads < 1:
-        parser.error("--runs and --threads must be >= 1, --warmup >= 0")
+    if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.settle < 0:
+        parser.error("--runs and --threads must be >= 1, --warmup and --settle >= 0")
     return args
+
+
+def torch_infer_step(model, inputs) -> Callable[[], Any]:
+    """Eager inference, in eval mode every time: the training columns switch the same model to train mode,
+    and inference in train mode (batch statistics, dropout) is slower and computes something else."""
+    import torch
+
+    def step() -> Any:
+        model.eval()
+        with torch.no_grad():
+            return model(*inputs)
+
+    return step
+
+
+def paddle_infer_step(model, inputs) -> Callable[[], Any]:
+    """Dygraph inference, in eval mode every time (see ``torch_infer_step``)."""
+    import paddle
+
+    def step() -> Any:
+        model.eval()
+        with paddle.no_grad():
+            return model(*inputs)
+
+    return step
 
 
 def torch_train_step(model, inputs) -> Callable[[], None]:
@@ -164,6 +198,12 @@ def onnx_runners(args: argparse.Namespace, model_dir: str, torch_model, t_in, ar
     return fns
 
 
+def round_order(keys: List[str], round_index: int) -> List[str]:
+    """The measurement order of one round: as listed in even rounds, reversed in odd ones, so every column
+    follows a different neighbour every other round."""
+    return list(keys) if round_index % 2 == 0 else list(reversed(keys))
+
+
 def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[str, Any]:
     import paddle
     import torch
@@ -182,14 +222,7 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
     with torch.no_grad():
         reference = common.flatten(torch_model(*t_in))[0].numpy()
 
-    def torch_infer() -> Any:
-        with torch.no_grad():
-            return torch_model(*t_in)
-
-    def paddle_infer() -> Any:
-        with paddle.no_grad():
-            return paddle_model(*p_in)
-
+    torch_infer, paddle_infer = torch_infer_step(torch_model, t_in), paddle_infer_step(paddle_model, p_in)
     fns: Dict[str, Callable[[], Any]] = {"torch": torch_infer, "paddle": paddle_infer}
     result["rel_l2_vs_torch"]["paddle"] = common.rel_l2(common.flatten(paddle_infer())[0].numpy(), reference)
 
@@ -214,7 +247,10 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
 
     samples: Dict[str, List[float]] = {k: [] for k in fns}
     for round_index in range(args.warmup + args.runs):
-        for key, fn in list(fns.items()):
+        for key in round_order(list(fns), round_index):
+            fn = fns[key]
+            if args.settle:
+                time.sleep(args.settle)
             start = time.perf_counter()
             try:
                 fn()

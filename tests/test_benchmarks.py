@@ -56,7 +56,8 @@ def test_speed_quick_lsnet_deploy_column(tmp_path):
     """In a child process: speed.py sets process-wide thread counts."""
     out = tmp_path / "speed.json"
     done = subprocess.run([sys.executable, str(BENCH / "speed.py"), "--quick", "--models", "lsnet", "--threads", "1",
-                           "--runs", "1", "--warmup", "0", "--no-train", "--infer-modes", "deploy", "--out", str(out)],
+                           "--runs", "1", "--warmup", "0", "--settle", "0", "--no-train", "--infer-modes", "deploy",
+                           "--out", str(out)],
                           capture_output=True, text=True, cwd=BENCH.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())["results"]["lsnet"]
@@ -66,6 +67,42 @@ def test_speed_quick_lsnet_deploy_column(tmp_path):
     for column in ("infer_deploy", "onnx_ort", "onnx_openvino", "torch_onnx_ort"):
         assert result["rel_l2_vs_torch"][column] < 1e-5, column
         assert column in json.loads(out.read_text())["table"]
+
+
+def test_speed_rounds_alternate_so_no_column_always_follows_the_same_one():
+    from speed import round_order
+
+    keys = ["torch", "paddle", "onnx_ort", "torch_onnx_ort"]
+    orders = [round_order(keys, r) for r in range(4)]
+    assert all(sorted(order) == sorted(keys) for order in orders)
+    sequence = [key for order in orders for key in order]  # rounds run back to back
+    before_onnx = {sequence[i - 1] for i, key in enumerate(sequence) if key == "onnx_ort"}
+    assert before_onnx == {"paddle", "torch_onnx_ort"}
+
+
+def test_speed_inference_columns_run_in_eval_mode_after_a_training_column():
+    """The training columns put the shared model in train mode; the inference columns must not time (and
+    compute) train-mode inference after them."""
+    import paddle
+    import torch
+    from speed import paddle_infer_step, paddle_train_step, torch_infer_step, torch_train_step
+
+    t_model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5))
+    p_model = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4), paddle.nn.Dropout(0.5))
+    t_in, p_in = [torch.ones(2, 3, 8, 8)], [paddle.ones([2, 3, 8, 8])]
+    t_infer, p_infer = torch_infer_step(t_model, t_in), paddle_infer_step(p_model, p_in)
+    torch_train_step(t_model, t_in)()
+    paddle_train_step(p_model, p_in)()
+    assert t_model.training and p_model.training
+    t_out, p_out = t_infer(), p_infer()
+    assert not t_model.training and not p_model.training
+    with torch.no_grad():  # eval-mode reference (train mode: dropout and batch statistics give another output)
+        t_reference = t_model.eval()(*t_in)
+    p_model.eval()
+    with paddle.no_grad():
+        p_reference = p_model(*p_in)
+    assert torch.equal(t_out, t_reference)
+    assert (p_out.numpy() == p_reference.numpy()).all()
 
 
 def test_onnx_graph_diff_counts_nodes_by_op_type(tmp_path, capsys):

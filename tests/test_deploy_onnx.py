@@ -74,6 +74,56 @@ def test_every_model_converts_and_every_backend_is_exact(exports, name):
     assert set(record["timings"]["1"]) == {"paddle", "onnxruntime", "openvino"}
     if name == "dasnet_v2":  # its decoder's LeakyReLU slopes come out of Paddle2ONNX as garbage; restored
         assert result["onnx"]["leaky_relu_alpha_restored"] > 0
+    if name == "lsnet":  # its PReLUs are rewritten for ONNX Runtime's speed (the two-op form: slopes <= 1)
+        import onnx
+
+        assert result["onnx"]["prelu_decomposed"]["max"] > 0
+        graph = onnx.load(os.path.join(out, "model.onnx")).graph
+        assert not [n for n in graph.node if n.op_type == "PRelu"]
+
+
+def _prelu_graph(slope, slope_as_input=False):
+    """x (1x4x5x6) -> PRelu(x, slope) with the slope an initializer behind a Reshape (as Paddle2ONNX writes it)
+    or a graph input."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 6])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 5, 6])
+    if slope_as_input:
+        inputs, inits, nodes = [x, helper.make_tensor_value_info("slope", TensorProto.FLOAT, [4, 1, 1])], [], []
+    else:
+        inputs = [x]
+        inits = [numpy_helper.from_array(np.asarray(slope, np.float32), "w"),
+                 numpy_helper.from_array(np.asarray([4, 1, 1], np.int64), "shape")]
+        nodes = [helper.make_node("Reshape", ["w", "shape"], ["slope"])]
+    nodes.append(helper.make_node("PRelu", ["x", "slope"], ["y"]))
+    graph = helper.make_graph(nodes, "prelu", inputs, [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("slope,form", [([0.25, 0.0, 1.0, -0.5], "max"), ([0.25, 1.5, 0.1, 0.2], "relu_min"),
+                                        (None, "relu_min")])
+def test_prelu_rewrite_is_bit_exact_in_onnx_runtime(slope, form):
+    """Max(x, slope*x) for constant slopes <= 1, Relu(x) + slope*Min(x, 0) otherwise (a slope > 1, or a slope
+    that is not a constant): the same values as PRelu bit for bit, zeros and infinities included."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((1, 4, 5, 6)) * 10.0 ** rng.integers(-30, 30, (1, 4, 5, 6))).astype(np.float32)
+    x.flat[:6] = [0.0, -0.0, np.inf, -np.inf, 1e-45, -1e-45]
+    slope_values = np.asarray(slope if slope is not None else [0.3, 2.0, -1.0, 0.0], np.float32)
+    model = _prelu_graph(slope_values, slope_as_input=slope is None)
+    plain = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    counts = engine_backends.decompose_prelu(model)
+    assert counts[form] == 1 and sum(counts.values()) == 1
+    assert not [n for n in model.graph.node if n.op_type == "PRelu"]
+    rewritten = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = {"x": x} if slope is not None else {"x": x, "slope": slope_values.reshape(4, 1, 1)}
+    expected = plain.run(None, feed)[0]
+    got = rewritten.run(None, feed)[0]
+    reference = np.where(x < 0, x * slope_values.reshape(1, 4, 1, 1), x)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(got, reference)
 
 
 def test_backends_agree_on_a_new_size_and_batch(exports):

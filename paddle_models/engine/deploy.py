@@ -106,6 +106,13 @@ def export_from_config(cfg: Dict[str, Any], weights: str | None, out_dir: str,
     result["dir"] = out_dir
     files = sorted(os.listdir(out_dir))
     print(f"exported to {out_dir}: {', '.join(files)}")
+    if "onnx" in result:
+        onnx_info = result["onnx"]
+        rewrites = [f"{n} LeakyRelu alpha restored" for n in [onnx_info["leaky_relu_alpha_restored"]] if n]
+        forms = {"max": "Max(x, slope*x)", "relu_min": "Relu(x) + slope*Min(x, 0)"}
+        rewrites += [f"{n} PRelu -> {forms[form]}" for form, n in onnx_info["prelu_decomposed"].items() if n]
+        print(f"model.onnx: Paddle2ONNX {onnx_info['paddle2onnx']}, opset {onnx_info['opset']}, "
+              f"{onnx_info['nodes']} nodes" + (f"; exact rewrites: {', '.join(rewrites)}" if rewrites else ""))
     auto = result.get("check", {}).get("backends", {}).get("auto")
     if auto:
         print(f"fastest exact backend: {auto['backend']} ({auto['seconds']:.3f} s per run at {auto['threads']} "
