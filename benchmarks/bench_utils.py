@@ -172,6 +172,20 @@ def export_for_inference(paddle_model, shapes: Sequence[Sequence[int]], out_dir:
     return out_dir
 
 
+def export_torch_onnx(torch_model, t_in: Sequence[Any], path: str, dynamic: bool = True) -> List[str]:
+    """The torch twin through ``torch.onnx.export`` (TorchScript exporter, opset 17, every output), the peer a
+    PyTorch user deploys with; batch/height/width dynamic unless ``dynamic`` is False. Returns the input names."""
+    import torch
+
+    names = [f"x{i}" for i in range(len(t_in))]
+    with torch.no_grad():
+        outputs = flatten(torch_model(*t_in))
+        axes = {n: {0: "batch", 2: "height", 3: "width"} for n in names} if dynamic else None
+        torch.onnx.export(torch_model, tuple(t_in), path, dynamo=False, opset_version=17, input_names=names,
+                          output_names=[f"out{i}" for i in range(len(outputs))], dynamic_axes=axes)
+    return names
+
+
 def _wrapper(model, num_inputs: int):
     import paddle
 

@@ -41,23 +41,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def profile_session(path: str, feed: Dict[str, Any], threads: int, runs: int, work: str) -> Dict[str, Any]:
-    """Time ``runs`` runs of ``path`` (after one warm-up run) with ORT's profiler; per op type kernel seconds."""
+def profile_session(path: str, arrays: Sequence[Any], threads: int, runs: int, work: str) -> Dict[str, Any]:
+    """Time ``runs`` runs of ``path`` on ``arrays`` (after one warm-up run) with ORT's profiler, in the
+    deployment's session settings; per op type kernel seconds."""
     import onnx
-    import onnxruntime as ort
 
-    from paddle_models.engine.backends import ort_session
+    from paddle_models.engine.backends import ort_session, ort_session_options
 
     optimized = os.path.join(work, os.path.basename(path) + ".opt.onnx")
-    options = ort.SessionOptions()
-    reference = ort_session(path, threads)  # the deployment settings, copied below
-    for name in ("intra_op_num_threads", "inter_op_num_threads", "execution_mode", "graph_optimization_level"):
-        setattr(options, name, getattr(reference.get_session_options(), name))
-    del reference
+    options = ort_session_options(threads)
     options.optimized_model_filepath = optimized
     options.enable_profiling = True
     options.profile_file_prefix = os.path.join(work, os.path.basename(path) + ".prof")
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads, options)
+    feed = {i.name: a for i, a in zip(session.get_inputs(), arrays)}
     session.run(None, feed)
     walls = []
     for _ in range(runs):
@@ -102,20 +99,11 @@ def profile_case(name: str, case: common.Case, args: argparse.Namespace, work: s
                                             dynamic=not args.fixed_shapes)
     paddle_onnx = convert_to_onnx(model_dir, prelu=args.prelu)["file"]
     torch_onnx = os.path.join(model_dir, "torch.onnx")
-    names = [f"x{i}" for i in range(len(arrays))]
-    t_in = tuple(torch.from_numpy(a) for a in arrays)
-    axes = None if args.fixed_shapes else {n: {0: "batch", 2: "height", 3: "width"} for n in names}
-    with torch.no_grad():
-        torch.onnx.export(torch_model, t_in, torch_onnx, dynamo=False, opset_version=17, input_names=names,
-                          dynamic_axes=axes)
-    import onnxruntime as ort
-
-    paddle_names = [i.name for i in ort.InferenceSession(paddle_onnx, providers=["CPUExecutionProvider"])
-                    .get_inputs()]
+    common.export_torch_onnx(torch_model, [torch.from_numpy(a) for a in arrays], torch_onnx,
+                             dynamic=not args.fixed_shapes)
     result = {"inputs": [list(s) for s in shapes],
-              "paddle2onnx": profile_session(paddle_onnx, dict(zip(paddle_names, arrays)), args.threads,
-                                             args.runs, work),
-              "torch_onnx": profile_session(torch_onnx, dict(zip(names, arrays)), args.threads, args.runs, work)}
+              "paddle2onnx": profile_session(paddle_onnx, arrays, args.threads, args.runs, work),
+              "torch_onnx": profile_session(torch_onnx, arrays, args.threads, args.runs, work)}
     p, t = result["paddle2onnx"]["kernel_seconds_by_op"], result["torch_onnx"]["kernel_seconds_by_op"]
     result["difference_by_op"] = dict(sorted(((op, p.get(op, 0.0) - t.get(op, 0.0)) for op in set(p) | set(t)),
                                              key=lambda kv: -abs(kv[1])))

@@ -80,26 +80,14 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def torch_infer_step(model, inputs) -> Callable[[], Any]:
-    """Eager inference, in eval mode every time: the training columns switch the same model to train mode,
-    and inference in train mode (batch statistics, dropout) is slower and computes something else."""
-    import torch
+def infer_step(model, inputs, no_grad: Callable[[], Any]) -> Callable[[], Any]:
+    """Inference (``no_grad``: ``torch.no_grad`` or ``paddle.no_grad``), in eval mode every time: the training
+    columns switch the same model to train mode, and inference in train mode (batch statistics, dropout) is
+    slower and computes something else."""
 
     def step() -> Any:
         model.eval()
-        with torch.no_grad():
-            return model(*inputs)
-
-    return step
-
-
-def paddle_infer_step(model, inputs) -> Callable[[], Any]:
-    """Dygraph inference, in eval mode every time (see ``torch_infer_step``)."""
-    import paddle
-
-    def step() -> Any:
-        model.eval()
-        with paddle.no_grad():
+        with no_grad():
             return model(*inputs)
 
     return step
@@ -176,12 +164,7 @@ def onnx_runners(args: argparse.Namespace, model_dir: str, torch_model, t_in, ar
     if "torch_onnx_ort" in args.onnx_modes:
         def torch_runner():
             path = os.path.join(model_dir, "torch.onnx")
-            names = [f"x{i}" for i in range(len(t_in))]
-            outputs = common.flatten(torch_model(*t_in))
-            out_names = [f"out{i}" for i in range(len(outputs))]
-            axes = {n: {0: "batch", 2: "height", 3: "width"} for n in names}
-            torch.onnx.export(torch_model, tuple(t_in), path, dynamo=False, opset_version=17, input_names=names,
-                              output_names=out_names, dynamic_axes=axes)
+            names = common.export_torch_onnx(torch_model, t_in, path)
             session = ort_session(path, args.threads)
             feed = dict(zip(names, arrays))
             return lambda: session.run(None, feed)
@@ -222,7 +205,8 @@ def bench_case(name: str, case: common.Case, args: argparse.Namespace) -> Dict[s
     with torch.no_grad():
         reference = common.flatten(torch_model(*t_in))[0].numpy()
 
-    torch_infer, paddle_infer = torch_infer_step(torch_model, t_in), paddle_infer_step(paddle_model, p_in)
+    torch_infer = infer_step(torch_model, t_in, torch.no_grad)
+    paddle_infer = infer_step(paddle_model, p_in, paddle.no_grad)
     fns: Dict[str, Callable[[], Any]] = {"torch": torch_infer, "paddle": paddle_infer}
     result["rel_l2_vs_torch"]["paddle"] = common.rel_l2(common.flatten(paddle_infer())[0].numpy(), reference)
 

@@ -85,12 +85,12 @@ def test_speed_inference_columns_run_in_eval_mode_after_a_training_column():
     compute) train-mode inference after them."""
     import paddle
     import torch
-    from speed import paddle_infer_step, paddle_train_step, torch_infer_step, torch_train_step
+    from speed import infer_step, paddle_train_step, torch_train_step
 
     t_model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Dropout(0.5))
     p_model = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4), paddle.nn.Dropout(0.5))
     t_in, p_in = [torch.ones(2, 3, 8, 8)], [paddle.ones([2, 3, 8, 8])]
-    t_infer, p_infer = torch_infer_step(t_model, t_in), paddle_infer_step(p_model, p_in)
+    t_infer, p_infer = infer_step(t_model, t_in, torch.no_grad), infer_step(p_model, p_in, paddle.no_grad)
     torch_train_step(t_model, t_in)()
     paddle_train_step(p_model, p_in)()
     assert t_model.training and p_model.training

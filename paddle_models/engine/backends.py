@@ -50,7 +50,7 @@ from .export import MODEL_FILE, PARAMS_FILE, create_predictor, load_deploy_info,
 
 __all__ = ["BACKEND_NAMES", "ONNX_FILE", "BACKENDS_FILE", "EXACT_REL", "BackendError", "Backend", "create_backend",
            "convert_to_onnx", "decompose_prelu", "check_backends", "exactness", "validate_inputs", "ort_session",
-           "openvino_model"]
+           "ort_session_options", "openvino_model"]
 
 BACKEND_NAMES = ("paddle", "onnxruntime", "openvino")
 ONNX_FILE = "model.onnx"
@@ -155,8 +155,9 @@ def _check_onnx_inputs(path: str, names: Sequence[str], shapes: Sequence[Sequenc
                                "the ONNX file of another model?")
 
 
-def ort_session(path: str, threads: int | None) -> Any:
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads, sequential (the deployment setting)."""
+def ort_session_options(threads: int | None) -> Any:
+    """The deployment's ONNX Runtime session options: ``threads`` intra-op threads, sequential, every graph
+    optimisation (a caller may add to them, e.g. profiling)."""
     try:
         import onnxruntime as ort  # optional dependency of the deployment path
     except ImportError as exc:
@@ -167,6 +168,15 @@ def ort_session(path: str, threads: int | None) -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return options
+
+
+def ort_session(path: str, threads: int | None, options: Any = None) -> Any:
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads, sequential (the deployment setting);
+    ``options``: session options to use instead (built by ``ort_session_options``)."""
+    options = ort_session_options(threads) if options is None else options
+    import onnxruntime as ort
+
     try:
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a damaged / foreign file: the runtime's own exception types
