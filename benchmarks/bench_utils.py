@@ -38,12 +38,15 @@ def setup_threads(threads: int, frameworks: Sequence[str] = ("paddle", "torch"))
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmarked model: registry name, build kwargs, input shapes (full and --quick)."""
+    """One benchmarked model: registry name, build kwargs, input shapes (full and --quick), and which of its
+    distinct flattened outputs (``distinct``; negative = from the end) make the output ``tools/export.py``
+    deploys (``deployed_output``): ("scores", i) class scores, ("distance", i, j) DASNet's embedding pair."""
 
     model: str
     kwargs: Dict[str, Any] = field(default_factory=dict)
     inputs: Tuple[Tuple[int, ...], ...] = ((1, 3, 512, 512),)
     quick_inputs: Tuple[Tuple[int, ...], ...] = ((1, 3, 64, 64),)
+    deployed: Tuple[Any, ...] = ("scores", 0)
 
 
 PAIR = ((1, 3, 256, 256), (1, 3, 256, 256))
@@ -54,9 +57,10 @@ QUICK_PAIR = ((1, 3, 64, 64), (1, 3, 64, 64))
 CASES: Dict[str, Case] = {
     "danet_r50": Case("danet", {"backbone": "resnet50"}),
     "danet_r101": Case("danet", {"backbone": "resnet101"}),
-    "dasnet": Case("dasnet", {}, PAIR, QUICK_PAIR),
-    "dasnet_v2": Case("dasnet_v2", {}, PAIR, QUICK_PAIR),
-    "lsnet": Case("lsnet", {}, PAIR, QUICK_PAIR),
+    # DASNet / V2: the saca pair (eval.output_index 2 of configs/_base_/cdd_dasnet.yml), distinct outputs 4, 5
+    "dasnet": Case("dasnet", {}, PAIR, QUICK_PAIR, ("distance", 4, 5)),
+    "dasnet_v2": Case("dasnet_v2", {}, PAIR, QUICK_PAIR, ("distance", 4, 5)),
+    "lsnet": Case("lsnet", {}, PAIR, QUICK_PAIR, ("scores", -1)),  # the 2-class change logits
     "factseg": Case("factseg", {}),
 }
 
@@ -101,6 +105,69 @@ def build_twins(case: Case, seed: int = 0):
     return torch_model, paddle_model
 
 
+def float64_outputs(case: Case, paddle_model, arrays: Sequence[Any]) -> List[Any]:
+    """The Paddle model's outputs (flattened) computed in float64 (a float64 copy of the same weights, exact float64
+    resizes): the truth that ``engine.backends.exactness`` measures float32 rounding against."""
+    import numpy as np
+    import paddle
+
+    import paddle_models
+    from paddle_models.layers.resize import exact_float64_resize
+
+    previous = paddle.get_default_dtype()
+    paddle.set_default_dtype("float64")
+    try:
+        twin = paddle_models.build_model(case.model, **case.kwargs)
+        twin.set_state_dict({k: v.astype("float64") if paddle.is_floating_point(v) else v
+                             for k, v in paddle_model.state_dict().items()})
+        twin.eval()
+        with paddle.no_grad(), exact_float64_resize():
+            outs = distinct(flatten(twin(*[paddle.to_tensor(np.asarray(a, np.float64)) for a in arrays])))
+        return [o.numpy() for o in outs]
+    finally:
+        paddle.set_default_dtype(previous)
+
+
+def deployed_output(case: Case, outputs: Sequence[Any]):
+    """What ``tools/export.py`` deploys, from the distinct flattened outputs (numpy): the class scores
+    (``case.deployed = ("scores", i)``) or the DASNet change distance of the embedding pair i, j
+    (``("distance", i, j)``: ``paddle_models.dasnet.change_distance``, at the embeddings' resolution -- the
+    deployed score is that map resized, the same linear map for every backend)."""
+    import numpy as np
+
+    kind, *index = case.deployed
+    if kind == "scores":
+        return np.asarray(outputs[index[0]])
+    import paddle
+
+    from paddle_models.dasnet import change_distance
+
+    pair = tuple(paddle.to_tensor(np.asarray(outputs[i])) for i in index)
+    return change_distance((pair,), None, 0).numpy()
+
+
+def deployment_exactness(case: Case, reference: Sequence[Any], test: Sequence[Any],
+                         truth: Sequence[Any] | None = None) -> Dict[str, Any]:
+    """The package's exactness verdict (``engine.backends.exactness``, the rule of ``tools/export.py --check``:
+    max|diff| / max|dygraph| <= 1e-5, or within 3x dygraph's own float32 distance to the float64 ``truth``; no
+    changed argmax of class scores) on the deployed output (``deployed_output``) of a deployment run against
+    Paddle dygraph; ``max_rel_diff_any_output``: the largest max|diff| / max|dygraph| over every output, for
+    information (auxiliary heads and embeddings are not what a deployment returns)."""
+    import numpy as np
+
+    from paddle_models.engine.backends import exactness
+
+    if len(test) != len(reference) or any(np.shape(t) != np.shape(r) for t, r in zip(test, reference)):
+        return {"exact": False, "reason": f"outputs {[list(np.shape(t)) for t in test]}, dygraph's "
+                                          f"{[list(np.shape(r)) for r in reference]}"}
+    verdict = exactness({}, deployed_output(case, reference), deployed_output(case, test),
+                        None if truth is None else deployed_output(case, truth))
+    verdict["max_rel_diff_any_output"] = max(
+        float(np.abs(np.asarray(t, np.float64) - r).max() / (np.abs(r).max() or 1.0))
+        for t, r in zip(test, reference))
+    return verdict
+
+
 def make_inputs(shapes: Sequence[Sequence[int]], seed: int = 0):
     import numpy as np
 
@@ -115,6 +182,13 @@ def flatten(outputs: Any) -> List[Any]:
     if isinstance(outputs, dict):
         return [t for k in sorted(outputs) for t in flatten(outputs[k])]
     return [outputs]
+
+
+def distinct(outputs: Sequence[Any]) -> List[Any]:
+    """The flattened outputs without repeats of the same tensor object, as an exported program lists them
+    (LSNet returns one feature map twice, the official order; ``paddle.jit.save`` keeps it once)."""
+    seen: set = set()
+    return [o for o in outputs if not (id(o) in seen or seen.add(id(o)))]
 
 
 def surrogate_loss(outputs: Any):

@@ -67,6 +67,10 @@ def test_speed_quick_lsnet_deploy_column(tmp_path):
     for column in ("infer_deploy", "onnx_ort", "onnx_openvino", "torch_onnx_ort"):
         assert result["rel_l2_vs_torch"][column] < 1e-5, column
         assert column in json.loads(out.read_text())["table"]
+    for column in ("infer_deploy", "onnx_ort", "onnx_openvino"):  # each judged by the package's rule
+        verdict = result["exactness"][column]
+        assert verdict["exact"] and verdict["max_rel_diff"] <= verdict["max_rel_diff_any_output"] < 1e-5, column
+        assert verdict["decision_pixels_changed"] == 0  # LSNet's deployed output: 2-class logits, argmax held
 
 
 def test_speed_rounds_alternate_so_no_column_always_follows_the_same_one():
@@ -123,3 +127,84 @@ def test_onnx_graph_diff_counts_nodes_by_op_type(tmp_path, capsys):
     assert main([first, second]) == 0
     out = capsys.readouterr().out
     assert "nodes: 3 in" in out and out.index("Identity") < out.index("Relu")  # differing types first
+
+
+def _case_outputs(rng, kind):
+    """Distinct flattened outputs of a fake model: an auxiliary map, then the deployed output."""
+    aux = rng.standard_normal((1, 4, 8, 8))
+    if kind == "scores":
+        return [aux.astype("float32"), rng.standard_normal((1, 3, 8, 8)).astype("float32")]
+    return [aux.astype("float32"), *(rng.standard_normal((1, 4, 8, 8)).astype("float32") for _ in range(2))]
+
+
+def test_deployment_exactness_judges_the_deployed_output_by_the_package_rule():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    case = bench_utils.Case("any", deployed=("scores", -1))
+    reference = _case_outputs(rng, "scores")
+    assert bench_utils.deployment_exactness(case, reference, [r.copy() for r in reference])["exact"]
+    # an auxiliary output far off: reported, but not what a deployment returns
+    off_aux = [reference[0] * 1.01, reference[1]]
+    verdict = bench_utils.deployment_exactness(case, reference, off_aux)
+    assert verdict["exact"] and verdict["max_rel_diff_any_output"] > 1e-3
+    # one changed argmax (a pixel decided by far more than the bar) in the deployed scores: refused
+    flipped = reference[1].copy()
+    top = flipped[0, :, 2, 3].argmax()
+    flipped[0, (top + 1) % 3, 2, 3] = flipped[0, top, 2, 3] + 1.0
+    verdict = bench_utils.deployment_exactness(case, reference, [reference[0], flipped])
+    assert not verdict["exact"] and "decision" in verdict["reason"]
+    # a missing output (a runtime that dropped one): refused with the shapes named
+    verdict = bench_utils.deployment_exactness(case, reference, reference[1:])
+    assert not verdict["exact"] and "dygraph's" in verdict["reason"]
+
+
+def test_deployment_exactness_of_a_distance_uses_the_value_bar_and_float64_truth():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    case = bench_utils.Case("any", deployed=("distance", 1, 2))
+    reference = _case_outputs(rng, "distance")
+    noisy = [reference[0], reference[1] * (1 + 1e-4), reference[2]]
+    assert not bench_utils.deployment_exactness(case, reference, noisy)["exact"]
+    # dygraph's own float32 output is ~1e-4 from float64: a backend about as far from float64 is not refused,
+    # one ten times as far is
+    truth = [r.astype("float64") for r in reference]
+    truth[1] = truth[1] * (1 - 1e-4)
+    verdict = bench_utils.deployment_exactness(case, reference, noisy, truth)
+    assert verdict["exact"] and verdict["max_rel_diff"] > 1e-5
+    far = [reference[0], reference[1] * (1 + 1e-3), reference[2]]
+    assert not bench_utils.deployment_exactness(case, reference, far, truth)["exact"]
+    assert bench_utils.deployed_output(case, reference).shape == (1, 8, 8)
+
+
+def test_speed_openvino_column_runs_one_inference_per_call(monkeypatch, tmp_path):
+    """The OpenVINO column once ran the model once per output (3-6x too slow for multi-output models)."""
+    import argparse
+
+    import numpy as np
+    from speed import onnx_runners
+
+    from paddle_models.engine import backends
+
+    calls = []
+
+    class FakeCompiled:
+        outputs = ["a", "b", "c"]
+
+        def __call__(self, inputs):
+            calls.append(1)
+            return {"a": np.ones((1, 2, 4, 4), "float32"), "b": np.zeros(1, "float32"), "c": np.zeros(1, "float32")}
+
+    monkeypatch.setattr(backends, "convert_to_onnx", lambda model_dir: {"file": str(tmp_path / "m.onnx")})
+    monkeypatch.setattr(backends, "read_openvino_model", lambda path: object())
+    monkeypatch.setattr(backends, "compile_openvino", lambda model, threads, shapes=None: FakeCompiled())
+    args = argparse.Namespace(onnx_modes=["onnx_openvino"], threads=1)
+    result = {"errors": {}, "rel_l2_vs_torch": {}}
+    judged = {}
+    fns = onnx_runners(args, str(tmp_path), None, [], [np.ones((1, 3, 4, 4), "float32")],
+                       np.ones((1, 2, 4, 4), "float32"), result, lambda key, outs: judged.update({key: outs}))
+    assert result["errors"] == {} and len(judged["onnx_openvino"]) == 3
+    calls.clear()
+    outputs = fns["onnx_openvino"]()
+    assert len(calls) == 1 and len(outputs) == 3

@@ -136,6 +136,27 @@ def test_backends_agree_on_a_new_size_and_batch(exports):
         assert exactness(info, outputs["paddle"], outputs[name])["max_rel_diff"] <= 1e-5, name
 
 
+def test_openvino_compiles_once_per_input_shape_and_keeps_a_few(exports, monkeypatch):
+    """The OpenVINO backend compiles a static-shape model per input shape (faster in its CPU plugin), reuses it
+    for the same shape, drops the least recently used beyond OPENVINO_SHAPE_CACHE, and gives the output of the
+    dynamic-shape model."""
+    out, _ = exports("lsnet")
+    info = load_deploy_info(out)
+    monkeypatch.setattr(engine_backends, "OPENVINO_SHAPE_CACHE", 2)
+    backend = create_backend(out, "openvino", threads=1)
+    dynamic = engine_backends.openvino_model(os.path.join(out, engine_backends.ONNX_FILE), 1)
+    sizes = [(64, 64), (96, 64), (64, 64), (64, 128)]
+    for size in sizes:
+        inputs = check_inputs(info, size, seed=1)
+        got = backend.run(inputs)
+        expected = dynamic(inputs)[dynamic.outputs[0]]
+        assert exactness(info, expected, got)["max_rel_diff"] <= 1e-6, size
+    shapes = [key[0][2:] for key in backend.compiled]
+    assert shapes == [(64, 64), (64, 128)]  # (96, 64) was the least recently used when (64, 128) came
+    for compiled in backend.compiled.values():
+        assert all(port.get_partial_shape().is_static for port in compiled.inputs)
+
+
 def test_auto_picks_the_fastest_exact_backend_and_says_why(exports, tmp_path):
     out, _ = exports("lsnet")
     folder = str(tmp_path / "copy")

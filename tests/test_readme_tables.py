@@ -3,7 +3,9 @@ result files; a table that no longer matches its results, or a file without it, 
 
 from __future__ import annotations
 
-from tools.readme_tables import FILES, REPO, SECTIONS, update
+import json
+
+from tools.readme_tables import FILES, REPO, SECTIONS, speed_table, update
 
 
 def test_both_readmes_carry_every_generated_table_and_it_is_current():
@@ -28,3 +30,15 @@ def test_a_stale_or_empty_table_is_detected_and_rewritten(tmp_path):
         assert any(f"'{name}' is stale" in s for s in update(readme, write=True))
         assert not [s for s in update(readme, write=False) if f"'{name}'" in s]
         assert readme.read_text(encoding="utf-8").endswith(f"{end}\n\ntext after\n")
+
+
+def test_the_speed_table_picks_the_fastest_EXACT_deployment(tmp_path):
+    seconds = {"torch": 1.0, "torch_onnx_ort": 0.9, "paddle": 5.0, "infer_deploy": 1.2, "onnx_ort": 0.8,
+               "onnx_openvino": 0.5}
+    exactness = {"infer_deploy": {"exact": True}, "onnx_ort": {"exact": True},
+                 "onnx_openvino": {"exact": False, "reason": "max|diff| / max|dygraph| = 3e-04 > 1e-05"}}
+    result = {"inputs": [[1, 3, 8, 8]], "seconds": seconds, "exactness": exactness,
+              "rel_l2_vs_torch": {"onnx_ort": 1e-6, "onnx_openvino": 2e-6}}
+    (tmp_path / "speed_t1.json").write_text(json.dumps({"results": {"m": result}}))
+    row = speed_table(tmp_path).splitlines()[-1]
+    assert "0.500 s (not exact)" in row and "| ONNX Runtime | **0.80x** | **0.89x** | 1.0e-06 |" in row

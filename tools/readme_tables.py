@@ -107,7 +107,7 @@ def _rel(value: float | None) -> str:
     return "-" if value is None else f"{value:.1e}"
 
 
-def speed_table() -> str:
+def speed_table(results_dir: Path | None = None) -> str:
     """Inference at 1 and 2 threads: torch eager and torch -> ONNX Runtime (the peers), Paddle dygraph, Paddle
     Inference (deployment path), Paddle2ONNX in ONNX Runtime / OpenVINO; the fastest exact Paddle deployment's
     ratio to both peers."""
@@ -117,21 +117,24 @@ def speed_table() -> str:
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     found = False
     for threads in (1, 2):
-        path = REPO / "benchmarks" / "results" / f"speed_t{threads}.json"
+        path = (results_dir or REPO / "benchmarks" / "results") / f"speed_t{threads}.json"
         if not path.is_file():
             continue
         found = True
         data = json.loads(path.read_text())
         for name, r in data["results"].items():
             s = r["seconds"]
-            deploy = {k: s[k] for k in ("infer_deploy", "onnx_ort", "onnx_openvino") if k in s}
+            verdicts = r.get("exactness") or {}
+            deploy = {k: s[k] for k in ("infer_deploy", "onnx_ort", "onnx_openvino")
+                      if k in s and verdicts.get(k, {}).get("exact", True)}
             best = min(deploy, key=deploy.get) if deploy else None
             label = {"infer_deploy": "Paddle Inference", "onnx_ort": "ONNX Runtime", "onnx_openvino": "OpenVINO"}
             vs_eager = f"**{deploy[best] / s['torch']:.2f}x**" if best else "-"
             vs_ort = f"**{deploy[best] / s['torch_onnx_ort']:.2f}x**" if best and "torch_onnx_ort" in s else "-"
             cells = [name, "+".join("x".join(map(str, shape)) for shape in r["inputs"]), str(threads),
                      _seconds(s.get("torch")), _seconds(s.get("torch_onnx_ort")), _seconds(s.get("paddle")),
-                     _seconds(s.get("infer_deploy")), _seconds(s.get("onnx_ort")), _seconds(s.get("onnx_openvino")),
+                     *[_seconds(s.get(k)) + ("" if verdicts.get(k, {}).get("exact", True) else " (not exact)")
+                       for k in ("infer_deploy", "onnx_ort", "onnx_openvino")],
                      label.get(best, "-"), vs_eager, vs_ort, _rel((r.get("rel_l2_vs_torch") or {}).get(best))]
             rows.append("| " + " | ".join(cells) + " |")
     if not found:
