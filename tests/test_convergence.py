@@ -60,3 +60,17 @@ def test_chance_level_is_the_constant_predictor(tmp_path):
     chance = chance_level(spec, root)
     p = float(chance["rule"].split("(")[1].split("%")[0]) / 100
     assert chance["value"] == pytest.approx(2 * p / (1 + p), abs=2e-3)
+
+
+def test_recipe_probe_runs_the_torch_side_and_reports_the_chance_bar(capsys):
+    """alignment.probe_recipe: the torch side of check_convergence with the data / length overridden (tiny)."""
+    from alignment import probe_recipe
+
+    assert probe_recipe.main(["--case", "lsnet_diffFPN", "--size", "small", "--num_train", "4", "--num_val", "2",
+                              "--image", "32", "--batch_size", "2", "--iters", "2"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["iterations"] == 2 and report["data"]["size"] == 32 and report["data"]["num_train"] == 4
+    assert len(report["evals"]) >= 1 and report["final"] == report["evals"][-1][1]
+    assert report["meets_chance_bar"] == (report["above_chance"] >= 0.10)
+    with pytest.raises(SystemExit, match="not a case with a training-alignment spec"):
+        probe_recipe.main(["--case", "no_such_case"])
