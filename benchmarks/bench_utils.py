@@ -106,26 +106,17 @@ def build_twins(case: Case, seed: int = 0):
 
 
 def float64_outputs(case: Case, paddle_model, arrays: Sequence[Any]) -> List[Any]:
-    """The Paddle model's outputs (flattened) computed in float64 (a float64 copy of the same weights, exact float64
-    resizes): the truth that ``engine.backends.exactness`` measures float32 rounding against."""
+    """The Paddle model's distinct flattened outputs computed in float64 (``engine.deploy.float64_twin``): the
+    truth that ``engine.backends.exactness`` measures float32 rounding against."""
     import numpy as np
     import paddle
 
     import paddle_models
-    from paddle_models.layers.resize import exact_float64_resize
+    from paddle_models.engine.deploy import float64_twin
 
-    previous = paddle.get_default_dtype()
-    paddle.set_default_dtype("float64")
-    try:
-        twin = paddle_models.build_model(case.model, **case.kwargs)
-        twin.set_state_dict({k: v.astype("float64") if paddle.is_floating_point(v) else v
-                             for k, v in paddle_model.state_dict().items()})
-        twin.eval()
-        with paddle.no_grad(), exact_float64_resize():
-            outs = distinct(flatten(twin(*[paddle.to_tensor(np.asarray(a, np.float64)) for a in arrays])))
+    with float64_twin(paddle_model, lambda: paddle_models.build_model(case.model, **case.kwargs)) as twin:
+        outs = distinct(flatten(twin(*[paddle.to_tensor(np.asarray(a, np.float64)) for a in arrays])))
         return [o.numpy() for o in outs]
-    finally:
-        paddle.set_default_dtype(previous)
 
 
 def deployed_output(case: Case, outputs: Sequence[Any]):

@@ -125,16 +125,15 @@ def speed_table(results_dir: Path | None = None) -> str:
         for name, r in data["results"].items():
             s = r["seconds"]
             verdicts = r.get("exactness") or {}
-            deploy = {k: s[k] for k in ("infer_deploy", "onnx_ort", "onnx_openvino")
-                      if k in s and verdicts.get(k, {}).get("exact", True)}
+            exact = {k: verdicts.get(k, {}).get("exact", True) for k in ("infer_deploy", "onnx_ort", "onnx_openvino")}
+            deploy = {k: s[k] for k in exact if k in s and exact[k]}
             best = min(deploy, key=deploy.get) if deploy else None
             label = {"infer_deploy": "Paddle Inference", "onnx_ort": "ONNX Runtime", "onnx_openvino": "OpenVINO"}
             vs_eager = f"**{deploy[best] / s['torch']:.2f}x**" if best else "-"
             vs_ort = f"**{deploy[best] / s['torch_onnx_ort']:.2f}x**" if best and "torch_onnx_ort" in s else "-"
             cells = [name, "+".join("x".join(map(str, shape)) for shape in r["inputs"]), str(threads),
                      _seconds(s.get("torch")), _seconds(s.get("torch_onnx_ort")), _seconds(s.get("paddle")),
-                     *[_seconds(s.get(k)) + ("" if verdicts.get(k, {}).get("exact", True) else " (not exact)")
-                       for k in ("infer_deploy", "onnx_ort", "onnx_openvino")],
+                     *[_seconds(s.get(k)) + ("" if ok else " (not exact)") for k, ok in exact.items()],
                      label.get(best, "-"), vs_eager, vs_ort, _rel((r.get("rel_l2_vs_torch") or {}).get(best))]
             rows.append("| " + " | ".join(cells) + " |")
     if not found:

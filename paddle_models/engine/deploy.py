@@ -10,10 +10,11 @@ ranges of real inputs (LSNet raw 0-255 pixels, DASNet BGR minus means).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Sequence
 
 import numpy as np
 import paddle
@@ -31,7 +32,7 @@ from .infer import prepare_inputs
 from .tasks import build_task
 from .weights import load_trained_weights
 
-__all__ = ["FORMATS", "DEFAULT_CHECK_SIZE", "check_inputs", "export_from_config"]
+__all__ = ["FORMATS", "DEFAULT_CHECK_SIZE", "check_inputs", "export_from_config", "float64_twin"]
 
 FORMATS = ("paddle", "onnx")
 DEFAULT_CHECK_SIZE = {"segmentation": (512, 512), "change_detection": (256, 256)}
@@ -120,27 +121,34 @@ def export_from_config(cfg: Dict[str, Any], weights: str | None, out_dir: str,
     return result
 
 
-def _float64_output(model: paddle.nn.Layer, task: Any, output: str, inputs: Sequence[np.ndarray],
-                    reference: np.ndarray) -> np.ndarray | None:
-    """The exported output computed in float64 (a float64 copy of the same weights, exact float64 resizes):
-    what ``backends.exactness`` measures float32 rounding against. None for integer (label) outputs."""
-    if not np.issubdtype(reference.dtype, np.floating):
-        return None
-    cfg = {**task.cfg, "model": {**task.cfg["model"], "pretrained": None}}
+@contextlib.contextmanager
+def float64_twin(model: paddle.nn.Layer, build: Callable[[], paddle.nn.Layer]) -> Iterator[paddle.nn.Layer]:
+    """A float64 copy of ``model`` (``build()`` under float64 as the default dtype, the weights cast), in eval
+    mode, used inside ``paddle.no_grad`` and exact float64 resizes: the truth float32 rounding is measured
+    against (``backends.exactness``; ``benchmarks/speed.py``)."""
     previous = paddle.get_default_dtype()
     paddle.set_default_dtype("float64")
     try:
-        twin = build_model(cfg)
+        twin = build()
         twin.set_state_dict({k: v.astype("float64") if paddle.is_floating_point(v) else v
                              for k, v in model.state_dict().items()})
         twin.eval()
-        wrapper = inference_model(twin, task, output)
-        wrapper.eval()
         with paddle.no_grad(), exact_float64_resize():
-            truth = wrapper(*[paddle.to_tensor(x.astype(np.float64)) for x in inputs]).numpy()
+            yield twin
     finally:
         paddle.set_default_dtype(previous)
-    return truth
+
+
+def _float64_output(model: paddle.nn.Layer, task: Any, output: str, inputs: Sequence[np.ndarray],
+                    reference: np.ndarray) -> np.ndarray | None:
+    """The exported output computed in float64 (``float64_twin``). None for integer (label) outputs."""
+    if not np.issubdtype(reference.dtype, np.floating):
+        return None
+    cfg = {**task.cfg, "model": {**task.cfg["model"], "pretrained": None}}
+    with float64_twin(model, lambda: build_model(cfg)) as twin:
+        wrapper = inference_model(twin, task, output)
+        wrapper.eval()
+        return wrapper(*[paddle.to_tensor(x.astype(np.float64)) for x in inputs]).numpy()
 
 
 def _check(model: paddle.nn.Layer, task: Any, folder: str, shape: Sequence[int | None], output: str, fmt: str,
