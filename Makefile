@@ -30,7 +30,7 @@ align: install
 	$(PY) -m alignment.check_all --size small
 
 align-full: install
-	$(PY) -m alignment.check_all --size full
+	$(PY) -m alignment.check_all --size full --jobs 2
 
 lint: install
 	$(PY) -m ruff check .

@@ -134,6 +134,15 @@ def _mean_std(values: List[float]) -> str:
     return f"{mean:.4f} +- {std:.4f} ({', '.join(f'{v:.3f}' for v in values)})"
 
 
+def _at_a_time(result: Dict) -> str:
+    """How many training runs ran at once (``--jobs``): the accuracy field, else the float32 note that says it."""
+    jobs = (result.get("accuracy") or {}).get("jobs")
+    if jobs is None:
+        found = [re.search(r"with (\d+) run\(s\) at a time", n) for n in result.get("notes") or []]
+        jobs = next((int(m.group(1)) for m in found if m), 1)
+    return f" ({jobs} runs at a time)" if jobs > 1 else ""
+
+
 def training_table(results: List[Dict], size: str) -> str:
     """The training-alignment table (``check_convergence`` results): final metric per framework over the
     seeds, the chance level, the float64 agreement, the curves, the wall time."""
@@ -163,7 +172,7 @@ def training_table(results: List[Dict], size: str) -> str:
                      f"{acc.get('metric', '-')} | {_mean_std(finals.get('paddle', []))} | "
                      f"{_mean_std(finals.get('torch', []))} | "
                      f"{acc.get('chance', float('nan')):.4f} | {f64} | **{res['status']}** | {link} | "
-                     f"{acc.get('seconds', 0) / 60:.1f} min |")
+                     f"{acc.get('seconds', 0) / 60:.1f} min{_at_a_time(res)} |")
     return "\n".join(lines)
 
 
@@ -174,6 +183,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--steps", nargs="*", default=None, help="subset of steps to run")
     parser.add_argument("--allow-rounding", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="check_convergence: training runs at a time (one process and math thread each)")
     parser.add_argument("--full-evidence", action="store_true",
                         help="keep every compared array in the reprod_log files (see alignment.harness)")
     parser.add_argument("--from-results", action="store_true",
@@ -201,6 +212,7 @@ def main(argv=None) -> int:
                 codes.append({"pass": 0, "rounding": EXIT_ROUNDING}.get(result["status"], 1))
             else:
                 argv_step = ["--model", case.name, "--size", args.size, "--out", str(args.out), *extra]
+                argv_step += ["--jobs", str(args.jobs)] if step == "convergence" else []
                 codes.append(main_fn(argv_step))
                 result = json.loads(path.read_text())
             results.append(result)

@@ -11,12 +11,14 @@ Per case (``AlignCase.convergence``) and size, on one generated dataset in the r
   samples in the same order (``rsrepro.sampling.epoch_indices``) and draw the same augmentation
   (``random.Random(f"{seed}:{epoch}:{index}")`` per sample).
 
-``float64_run``: both frameworks in float64 (Paddle: ``train.dtype: float64``; torch: the model in float64
-with the coefficients Paddle keeps in float32 rounded alike, dropout off on both sides); every logged loss
-term, the lr and the final parameters are compared.
+``training_runs`` runs every training run of a case (``training_run``: one framework, one dtype, one seed),
+one after the other or ``jobs`` at a time in separate processes:
 
-``float32_runs``: per seed, each framework trains the whole shortened recipe in float32 (dropout on) and
-evaluates with its own protocol; the final metrics, their mean and spread, and the loss / metric curves.
+- float64: both frameworks (Paddle: ``train.dtype: float64``; torch: the model in float64 with the
+  coefficients Paddle keeps in float32 rounded alike, dropout off on both sides), and the torch "floor" run
+  from weights nudged by 1e-15; every logged loss term, the lr and the final parameters are compared;
+- float32: per seed, each framework trains the whole shortened recipe (dropout on) and evaluates with its
+  own protocol; the final metrics, their mean and spread, and the loss / metric curves.
 """
 
 from __future__ import annotations
@@ -354,57 +356,116 @@ def relative_max(a: np.ndarray, ref: np.ndarray) -> float:
 
 
 CHAOS_PERTURBATION = 1e-15
+SIDES = ("paddle", "torch", "floor")
 
 
-def float64_run(case: AlignCase, size_name: str, root: str) -> Dict[str, Any]:
-    """Both frameworks in float64 for ``float64_iters`` iterations; losses, lr and parameters compared.
+def training_run(case: AlignCase, size_name: str, root: str, dtype: str, side: str, seed: int = 0) -> Dict[str, Any]:
+    """One training run of ``case`` on the generated data at ``root``.
 
-    Also a second torch run whose initial weights are multiplied by (1 + 1e-15), about one float64
-    rounding: how far the recipe itself carries a rounding-sized difference (``floor``). Two
-    implementations of the same computation cannot be closer than this, whatever their kernels."""
+    ``dtype`` "float32": the shortened recipe with its evaluations, for ``seed``; the final parameters are
+    dropped. "float64": ``float64_iters`` iterations at the float64 batch / crop, no evaluation, the loss
+    options of ``spec.float64_loss``, parameters kept. ``side``: "paddle" (the Trainer), "torch" (the official
+    loop) or "floor" (float64 only: torch from the initial weights x (1 + 1e-15), about one float64 rounding:
+    how far the recipe itself carries a rounding-sized difference; two implementations of the same computation
+    cannot be closer than this, whatever their kernels). Each run builds its own initial weights of ``seed``
+    (deterministic), so runs are independent and may run in separate processes."""
     from rsrepro.config import load_config
 
-    spec, size = case.convergence, case.convergence.sizes[size_name].for_float64()
+    if side not in SIDES or (side == "floor" and dtype != "float64"):
+        raise ValueError(f"training_run: side {side!r} with dtype {dtype!r}; sides are {SIDES}, 'floor' float64 only")
+    spec = case.convergence
+    size = spec.sizes[size_name].for_float64() if dtype == "float64" else spec.sizes[size_name]
     shuffle, drop_last, names = loader_flags(spec)
     cfg = load_config(str(REPO / spec.config), check=False)
-    with scratch_dir("conv64_") as tmp:
+    if dtype == "float64":
+        total, evals, loss = size.float64_iters, 0, spec.float64_loss
+    else:
+        total, evals, loss = total_iterations(spec, size, root, drop_last), size.evals, None
+    with scratch_dir(f"conv_{dtype}_{side}_") as tmp:
         init = os.path.join(tmp, "init.pdparams")
-        torch_model = initial_weights(cfg, 0, "float64", init, case)
-        loss = spec.float64_loss
-        paddle_run = run_paddle(spec, size, root, 0, "float64", init, os.path.join(tmp, "paddle"),
-                                size.float64_iters, evals=0, loss_kwargs=loss)
-        torch_run = run_torch(spec, size, root, 0, "float64", torch_model, size.float64_iters, 0, names,
-                              shuffle, drop_last, loss_kwargs=loss)
-        perturbed = initial_weights(cfg, 0, "float64", os.path.join(tmp, "floor.pdparams"), case,
-                                    perturb=CHAOS_PERTURBATION)
-        floor_run = run_torch(spec, size, root, 0, "float64", perturbed, size.float64_iters, 0, names,
-                              shuffle, drop_last, loss_kwargs=loss)
-    return {"paddle": paddle_run, "torch": torch_run, "floor": floor_run}
+        torch_model = initial_weights(cfg, seed, dtype, init, case,
+                                      perturb=CHAOS_PERTURBATION if side == "floor" else 0.0)
+        if side == "paddle":
+            run = run_paddle(spec, size, root, seed, dtype, init, os.path.join(tmp, "paddle"), total, evals,
+                             loss_kwargs=loss)
+        else:
+            run = run_torch(spec, size, root, seed, dtype, torch_model, total, evals, names, shuffle, drop_last,
+                            loss_kwargs=loss)
+    if dtype == "float32":
+        run.pop("params")
+        run.pop("buffers")
+    run["total_iters"] = total
+    return run
 
 
-def float32_runs(case: AlignCase, size_name: str, root: str, progress: Callable[[str], None] = print
-                 ) -> Dict[str, Any]:
-    """Per seed: each framework trains the shortened recipe in float32 and evaluates."""
-    from rsrepro.config import load_config
+@contextlib.contextmanager
+def _environment(**values: str):
+    """``os.environ`` with ``values`` set (spawned workers inherit it at start), restored afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
-    spec, size = case.convergence, case.convergence.sizes[size_name]
-    shuffle, drop_last, names = loader_flags(spec)
-    cfg = load_config(str(REPO / spec.config), check=False)
-    total = total_iterations(spec, size, root, drop_last)
-    runs: Dict[str, List[Dict[str, Any]]] = {"paddle": [], "torch": []}
-    for seed in size.seeds:
-        with scratch_dir("conv32_") as tmp:
-            init = os.path.join(tmp, "init.pdparams")
-            torch_model = initial_weights(cfg, seed, "float32", init, case)
-            paddle_run = run_paddle(spec, size, root, seed, "float32", init, os.path.join(tmp, "paddle"), total,
-                                    size.evals)
-            torch_run = run_torch(spec, size, root, seed, "float32", torch_model, total, size.evals, names,
-                                  shuffle, drop_last)
-        for side, run in (("paddle", paddle_run), ("torch", torch_run)):
-            run.pop("params")
-            run.pop("buffers")
-            runs[side].append(run)
-        progress(f"[convergence] {case.name} {size_name} seed {seed}: final {spec.metric} Paddle "
-                 f"{paddle_run['final']:.4f} ({paddle_run['seconds']:.0f} s), torch {torch_run['final']:.4f} "
-                 f"({torch_run['seconds']:.0f} s)")
-    return {"runs": runs, "total_iters": total}
+
+def _one_thread_worker() -> None:
+    """Pool initializer: one math thread per run, so ``jobs`` runs share ``jobs`` cores without oversubscribing."""
+    import torch
+    from paddle.base.core import set_num_threads as set_math_threads
+
+    torch.set_num_threads(1)
+    set_math_threads(1)
+
+
+def _worker_run(case_name: str, size_name: str, root: str, dtype: str, side: str, seed: int) -> Dict[str, Any]:
+    from .cases import CASES
+
+    return training_run(CASES[case_name], size_name, root, dtype, side, seed)
+
+
+def training_runs(case: AlignCase, size_name: str, root: str, with_float64: bool = True, jobs: int = 1,
+                  progress: Callable[[str], None] = print) -> Tuple[Dict[str, Any] | None, Dict[str, Any]]:
+    """Every run of ``check_convergence`` for one case: the float64 runs (Paddle, torch, floor) when
+    ``with_float64``, and per seed one float32 run per framework. ``jobs`` > 1 runs that many at a time in
+    separate processes (spawned, one math thread each; longest first: Paddle float32, then float64, then
+    torch float32); ``jobs`` = 1 runs them here, one after the other, with the caller's threads. The runs are
+    independent (each builds its seed's initial weights), so the results do not depend on ``jobs``.
+    Returns (float64 runs by side or None, {"runs": {"paddle": [...], "torch": [...]}, "total_iters": n})."""
+    seeds = case.convergence.sizes[size_name].seeds
+    tasks = [("float32", "paddle", seed) for seed in seeds]
+    tasks += [("float64", side, 0) for side in SIDES] if with_float64 else []
+    tasks += [("float32", "torch", seed) for seed in seeds]
+    results: Dict[Tuple[str, str, int], Dict[str, Any]] = {}
+
+    def report(task: Tuple[str, str, int], run: Dict[str, Any]) -> None:
+        results[task] = run
+        dtype, side, seed = task
+        final = f"final {case.convergence.metric} {run['final']:.4f}, " if dtype == "float32" else ""
+        progress(f"[convergence] {case.name} {size_name} {dtype} {side} seed {seed}: {final}{run['seconds']:.0f} s")
+
+    if jobs <= 1:
+        for task in sorted(tasks, key=lambda t: (t[0] != "float64", t[2], t[1])):  # float64 first, then by seed
+            report(task, training_run(case, size_name, root, *task))
+    else:
+        import concurrent.futures
+        import multiprocessing
+
+        with _environment(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"), \
+                concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_worker,
+                                                       mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_worker_run, case.name, size_name, root, *task): task for task in tasks}
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    report(futures[future], future.result())
+            except BaseException:  # a failed run fails the case now, not after the queued runs
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    float64 = {side: results[("float64", side, 0)] for side in SIDES} if with_float64 else None
+    float32 = {"runs": {side: [results[("float32", side, seed)] for seed in seeds] for side in ("paddle", "torch")},
+               "total_iters": results[("float32", "torch", seeds[0])]["total_iters"]}
+    return float64, float32

@@ -1,7 +1,7 @@
 """Does a candidate shortened recipe learn far above chance? One torch run (the official-style loop), no Paddle.
 
     python -m alignment.probe_recipe --case dasnet_v2 --size full --num_train 24 --num_val 8 --image 64 \
-        --batch_size 4 --epochs 40
+        --batch_size 4 --epochs 40 [--buildings 3 7] [--building_size 0.17 0.33] [--no_season_shift]
 
 Choosing a ``--size full`` recipe for ``check_convergence`` is a search: the generated data and the length
 must make the final metric land well above chance (the check's bar: chance + 0.10) while both frameworks'
@@ -9,8 +9,8 @@ three seeds fit the machine's time. Paddle's float32 training is ~3x torch's on 
 with torch alone costs a quarter of a real attempt. This runs ``check_convergence``'s own torch side
 (``convergence.run_torch``: same data generator, converted initial weights of seed 0, official optimizer,
 schedule, loss and evaluation) on a case's size with the data / batch / length overridden, and prints the
-metric at four evaluations, the chance level and the wall time as one JSON line. It proves nothing about
-alignment; it only tells which recipe is worth a full ``check_convergence`` run.
+metric before training and at four evaluations, the chance level and the wall time as one JSON line. It
+proves nothing about alignment; it only tells which recipe is worth a full ``check_convergence`` run.
 """
 
 from __future__ import annotations
@@ -49,12 +49,14 @@ def probe(case_name: str, size_name: str, data: Dict[str, Any], batch_size: int 
         total = cv.total_iterations(spec, size, root, drop_last)
         cfg = load_config(str(cv.REPO / spec.config), check=False)
         model = cv.initial_weights(cfg, seed, "float32", os.path.join(tmp, "init.pdparams"), case)
+        initial = cv.torch_evaluate(spec, size, model, cv.torch_val_samples(spec, root))  # untrained: learning?
+        model.train()
         start = time.perf_counter()
         run = cv.run_torch(spec, size, root, seed, "float32", model, total, evals, names, shuffle, drop_last)
     final = run["final"]
     return {"case": case_name, "size": size_name, "data": size.data, "batch_size": size.batch_size,
             "length": list(size.length), "iterations": total, "metric": spec.metric, "chance": chance,
-            "evals": run["evals"], "final": final, "above_chance": final - chance["value"],
+            "initial": initial, "evals": run["evals"], "final": final, "above_chance": final - chance["value"],
             "meets_chance_bar": final - chance["value"] >= CHANCE_MARGIN,
             "torch_seconds": round(time.perf_counter() - start, 1)}
 
@@ -66,14 +68,22 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--num_train", type=int, help="generated training samples")
     parser.add_argument("--num_val", type=int, help="generated validation samples")
     parser.add_argument("--image", type=int, help="generated image size (change detection: square pairs)")
+    parser.add_argument("--buildings", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="change detection: buildings per pair, max exclusive (generate_cdd)")
+    parser.add_argument("--building_size", type=float, nargs=2, metavar=("LO", "HI"),
+                        help="change detection: building side as a fraction of the image (generate_cdd)")
+    parser.add_argument("--no_season_shift", action="store_true",
+                        help="change detection: both times in one season (generate_cdd season_shift=False)")
     parser.add_argument("--batch_size", type=int)
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int)
     length.add_argument("--iters", type=int)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    data = {k: v for k, v in (("num_train", args.num_train), ("num_val", args.num_val), ("size", args.image))
+    data = {k: v for k, v in (("num_train", args.num_train), ("num_val", args.num_val), ("size", args.image),
+                              ("buildings", args.buildings), ("building_size", args.building_size))
             if v is not None}
+    data.update({"season_shift": False} if args.no_season_shift else {})
     chosen = ("epochs", args.epochs) if args.epochs else (("iters", args.iters) if args.iters else None)
     print(json.dumps(probe(args.case, args.size, data, args.batch_size, chosen, seed=args.seed)), flush=True)
     return 0

@@ -26,6 +26,7 @@ SPEC_CASES = sorted(name for name, case in CASES.items() if case.convergence is 
 # family's training code path and run with ``pytest --full`` and in ``python -m alignment.check_all --size small``
 # (whose results the README table shows).
 CI_CASES = {"danet_r50", "dasnet_v2", "factseg_r50", "lsnet_diffFPN"}
+PARALLEL_CASE = "lsnet_diffFPN"  # runs with --jobs 2 (CI has 2 cores)
 
 
 def test_every_case_has_a_training_alignment():
@@ -36,8 +37,10 @@ def test_every_case_has_a_training_alignment():
 @pytest.mark.parametrize("case", [c if c in CI_CASES else pytest.param(c, marks=pytest.mark.full) for c in SPEC_CASES])
 def test_small_convergence(tmp_path, case):
     env = {**os.environ, "GLOG_minloglevel": "2"}
+    jobs = ["--jobs", "2"] if case == PARALLEL_CASE else []
     done = subprocess.run([sys.executable, "-m", "alignment.check_convergence", "--model", case, "--size", "small",
-                           "--out", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=1200)
+                           "--out", str(tmp_path), *jobs], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1200)
     assert done.returncode in (EXIT_PASS, EXIT_ROUNDING), done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "convergence" / f"{case}_small_float32_result.json").read_text())
     rows = {r["name"]: r for r in result["rows"]}
@@ -49,6 +52,30 @@ def test_small_convergence(tmp_path, case):
     assert (tmp_path / "convergence" / f"{case}_small_curves.png").stat().st_size > 10_000
     if done.returncode == EXIT_ROUNDING:  # only the amplification of rounding may miss the float64 bar
         assert result["status"] == "rounding"
+    if case == PARALLEL_CASE:
+        assert_worker_runs_equal_in_process_runs(case, tmp_path)
+
+
+def assert_worker_runs_equal_in_process_runs(case: str, out) -> None:
+    """``--jobs 2`` ran every training run in a spawned one-thread worker: two of them rerun here, in this
+    process at one thread, give the same numbers (the worker's initial weights, data and seeds are its own)."""
+    import torch
+
+    from alignment.convergence import generate, training_run
+
+    runs = json.loads((out / "convergence" / f"{case}_small_runs.json").read_text())
+    spec = CASES[case].convergence
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        root = generate(spec, spec.sizes["small"], str(out / "data"))
+        again64 = training_run(CASES[case], "small", root, "float64", "torch")
+        again32 = training_run(CASES[case], "small", root, "float32", "torch", seed=1)
+    finally:
+        torch.set_num_threads(threads)
+    assert again64["losses"] == runs["float64"]["torch"]["losses"]
+    assert again32["losses"] == runs["float32"]["torch"][1]["losses"]
+    assert [list(e) for e in again32["evals"]] == runs["float32"]["torch"][1]["evals"]
 
 
 def test_chance_level_is_the_constant_predictor(tmp_path):
@@ -67,10 +94,50 @@ def test_recipe_probe_runs_the_torch_side_and_reports_the_chance_bar(capsys):
     from alignment import probe_recipe
 
     assert probe_recipe.main(["--case", "lsnet_diffFPN", "--size", "small", "--num_train", "4", "--num_val", "2",
-                              "--image", "32", "--batch_size", "2", "--iters", "2"]) == 0
+                              "--image", "32", "--batch_size", "2", "--iters", "2", "--buildings", "2", "4",
+                              "--building_size", "0.2", "0.3", "--no_season_shift"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["iterations"] == 2 and report["data"]["size"] == 32 and report["data"]["num_train"] == 4
+    assert report["data"]["buildings"] == [2, 4] and report["data"]["season_shift"] is False
+    assert 0.0 <= report["initial"] <= 1.0
     assert len(report["evals"]) >= 1 and report["final"] == report["evals"][-1][1]
     assert report["meets_chance_bar"] == (report["above_chance"] >= 0.10)
     with pytest.raises(SystemExit, match="not a case with a training-alignment spec"):
         probe_recipe.main(["--case", "no_such_case"])
+
+
+def test_training_table_rows_say_how_many_runs_ran_at_a_time():
+    """check_all's training table: one row per case; the wall time says when --jobs ran runs side by side
+    (from the result's accuracy, or the float32 note of a result written before the field existed)."""
+    from alignment.check_all import training_table
+
+    def result(case, accuracy_jobs=None, note_jobs=None):
+        accuracy = {"finals": {"paddle": [0.40, 0.42, 0.44], "torch": [0.41, 0.43, 0.45]}, "chance": 0.23,
+                    "metric": "max_f", "total_iters": 160, "float64_iters": 200, "seconds": 600.0}
+        if accuracy_jobs is not None:
+            accuracy["jobs"] = accuracy_jobs
+        notes = [f"float32: ...; whole case 600 s with {note_jobs} run(s) at a time"] if note_jobs else []
+        rows = [{"name": "float64.loss.loss", "max_diff": 1e-12},
+                {"name": "float64.final_parameters", "max_diff": 2e-9}]
+        return {"step": "convergence", "case": case, "status": "pass", "accuracy": accuracy, "rows": rows,
+                "notes": notes}
+
+    table = training_table([result("a", accuracy_jobs=2), result("b", note_jobs=2), result("c", accuracy_jobs=1),
+                            result("d"), {"step": "forward"}], "full").splitlines()
+    assert len(table) == 2 + 4
+    assert table[2].startswith("| a | 160 / 200 | max_f | 0.4200 +- 0.0200") and "1.0e-12 / 2.0e-09" in table[2]
+    assert table[2].endswith("| 10.0 min (2 runs at a time) |") and table[3].endswith("| 10.0 min (2 runs at a time) |")
+    assert table[4].endswith("| 10.0 min |") and table[5].endswith("| 10.0 min |")
+
+
+def test_a_failed_parallel_run_fails_the_case_at_once(tmp_path):
+    """--jobs 2: a run that raises in its worker process raises here, with its message, without the queued
+    runs being trained first."""
+    import time
+
+    from alignment.convergence import training_runs
+
+    start = time.perf_counter()
+    with pytest.raises(Exception, match="no_such_data"):
+        training_runs(CASES["lsnet_diffFPN"], "small", str(tmp_path / "no_such_data"), jobs=2, progress=lambda s: None)
+    assert time.perf_counter() - start < 120

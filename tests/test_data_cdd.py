@@ -110,6 +110,20 @@ def test_generator_is_deterministic_and_fast(tmp_path):
             assert fa.read() != fb.read()
 
 
+def test_generator_object_and_season_knobs_reach_every_pair(tmp_path):
+    """``buildings`` / ``building_size`` / ``season_shift`` of generate_cdd are change_pair's, per pair."""
+    default = generate_cdd(tmp_path / "d", num_train=12, num_val=0, num_test=0, size=64, with_binary=False)
+    knobs = dict(buildings=(3, 7), building_size=(1 / 6, 1 / 3), season_shift=False)
+    larger = generate_cdd(tmp_path / "l", num_train=12, num_val=0, num_test=0, size=64, with_binary=False, **knobs)
+    for index, sample in enumerate(larger["files"]["train"]):
+        pair = change_pair(np.random.default_rng((0, 7, 0, index)), size=64, **knobs)
+        stored = np.array(Image.open(sample["label"])) > 127
+        assert (stored != pair.change).mean() < 0.01  # the JPEG label of this pair
+        assert pair.seasons[0] == pair.seasons[1] == "summer"
+    assert np.mean(larger["changed_fraction"]["train"]) > 1.5 * np.mean(default["changed_fraction"]["train"])
+    assert any(a != b for a, b in default["seasons"]["train"])
+
+
 def test_labels_mark_object_changes_not_the_season(cdd01):
     # the written 0/1 label is exactly the change mask of the generated pair (same seed stream)
     for index, sample in enumerate(cdd01["files"]["train"]):

@@ -177,6 +177,9 @@ def generate_cdd(
     with_binary: bool = True,
     with_lists: bool = True,
     num_test: int = 4,
+    buildings: Tuple[int, int] = (4, 10),
+    building_size: Tuple[float, float] = (1 / 14, 1 / 5),
+    season_shift: bool = True,
 ) -> Dict[str, Any]:
     """Write a synthetic CDD (Lebedev et al. "Real/subset") in the real layout under ``root``.
 
@@ -191,6 +194,10 @@ def generate_cdd(
       ``tools/prepare_cdd_binary.py`` and the official LSNet tool) of the OUT file as written;
     - with ``with_lists``: ``train.txt``, ``val.txt``, ``test.txt`` with ``A B OUT`` paths per line
       (relative to ``root``, one space between them), in sample order.
+
+    ``buildings`` / ``building_size`` / ``season_shift`` go to ``change_pair``: more or larger buildings give
+    more changed area (the defaults give ~5 % changed pixels); without the season shift both times share a
+    season (brightness, contrast and colour cast still differ), an easier task.
 
     Everything is a function of ``seed``. Returns a dict: ``root``, ``size``, ``label_format``, ``files``
     (split -> list of dicts of written paths), ``lists`` (split -> list file), ``changed_fraction``
@@ -221,7 +228,9 @@ def generate_cdd(
         for key in ("files", "changed_fraction", "seasons", "otsu_thresholds"):
             summary[key][split] = []
         for index in range(count):
-            pair = change_pair(np.random.default_rng((seed, 7, split_index, index)), size=int(size))
+            pair = change_pair(np.random.default_rng((seed, 7, split_index, index)), size=int(size),
+                               buildings=tuple(buildings), building_size=tuple(building_size),
+                               season_shift=bool(season_shift))
             name = f"{index:05d}"
             written = {
                 "t0": os.path.join(folders["A"], name + ".jpg"),
