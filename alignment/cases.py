@@ -114,7 +114,7 @@ class AlignCase:
     # both to be at noise level (<= 1e-6 x the largest gradient of the model).
     zero_grad_params: Dict[str, str] = field(default_factory=dict)
     # size -> batch shape of the float64 evidence of check_backward / check_train when the float32 shape of that
-    # size would take hours in float64 (the README's full-size table says which ran at which size)
+    # size would take over 30 min in float64 (the full-size table shows the shapes each row ran at)
     evidence_shapes: Dict[str, Shape] = field(default_factory=dict)
     # training to the end in both frameworks (check_convergence); None: no such run for this case
     convergence: ConvergenceSpec | None = None

@@ -71,10 +71,37 @@ def _escape(text: str) -> str:
     return re.sub(r"(?<!\\)\|", r"\\|", text)
 
 
-def steps_table(results: List[Dict]) -> str:
-    """One row per (case, step, dtype) result: status, worst value, bar, float64 evidence, wall time."""
-    lines = ["| case | step | dtype | status | worst: max / mean diff | bar | float64 evidence | time |",
-             "|---|---|---|---|---|---|---|---:|"]
+def _dims(shape: Sequence[int]) -> str:
+    return "x".join(str(int(d)) for d in shape)
+
+
+def shape_cell(res: Dict) -> str:
+    """The batch shape a result ran at, and its float64 evidence's where that was smaller. A result written
+    before the fields existed falls back to the case registry and the evidence note."""
+    from .cases import CASES
+
+    case = CASES.get(res["case"])
+    shape = res.get("shape")
+    if not shape and case is not None and res["step"] in ("forward", "loss", "backward", "train"):
+        shapes = case.train_shapes if res["step"] == "train" else case.input_shapes
+        shape = shapes.get(res["size"]) or case.input_shapes.get(res["size"])
+    if not shape:
+        return "-"
+    cell = _dims(shape) + (" pairs" if case is not None and case.num_inputs == 2 else "")
+    evidence = res.get("evidence_shape")
+    if not evidence:
+        found = [re.search(r"float64 evidence at \[([\d, ]+)\]", n) for n in res.get("notes") or []]
+        evidence = next(([int(d) for d in m.group(1).split(",")] for m in found if m), None)
+    return cell + (f" (float64: {_dims(evidence)})" if evidence else "")
+
+
+def steps_table(results: List[Dict], shapes: bool = False) -> str:
+    """One row per (case, step, dtype) result: status, worst value, bar, float64 evidence, wall time; with
+    ``shapes`` also the batch shape it ran at (the paper-size table, where the float64 evidence of the heavy
+    steps runs smaller)."""
+    lines = ["| case | step | dtype | " + ("input | " if shapes else "") +
+             "status | worst: max / mean diff | bar | float64 evidence | time |",
+             "|---|---|---|" + ("---|" if shapes else "") + "---|---|---|---|---:|"]
     for res in results:
         worst = _worst(res["rows"])
         evidence = _worst(res["evidence"]) if res["evidence"] else None
@@ -92,7 +119,8 @@ def steps_table(results: List[Dict]) -> str:
                    f"{acc['paddle32_at_least_as_close']}/{acc['missed_rows_compared']} missed values)")
         seconds = res.get("seconds") or 0.0
         time_cell = f"{seconds / 60:.1f} min" if seconds >= 60 else (f"{seconds:.0f} s" if seconds else "-")
-        lines.append(f"| {res['case']} | {res['step']} | {res['dtype']} | **{res['status']}** | "
+        shape = f"{shape_cell(res)} | " if shapes else ""
+        lines.append(f"| {res['case']} | {res['step']} | {res['dtype']} | {shape}**{res['status']}** | "
                      f"{_cell(worst)} | {_escape(worst['bar']) if worst else ''} | {_escape(ev)} | {time_cell} |")
     return "\n".join(lines)
 
@@ -103,7 +131,7 @@ def write_report(out: Path, size: str, results: List[Dict], seconds: float | Non
            f"Collected (`--from-results`) from the result files of `python -m alignment.check_<step> --size {size}`. ")
     lines = [f"# Alignment report ({size})", "",
              how + "Columns: worst value by max|diff|/max|ref| — max|diff| / mean|diff| (max|ref|).", "",
-             steps_table(results)]
+             steps_table(results, shapes=size == "full")]
     notes = sorted({n for res in results for n in res["notes"]})
     lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
     path = out / f"REPORT_{size}.md"
@@ -176,6 +204,18 @@ def training_table(results: List[Dict], size: str) -> str:
     return "\n".join(lines)
 
 
+def _run_check(main_fn: Callable, argv: List[str], isolate: bool) -> int:
+    """One check's exit code; ``isolate`` runs it as ``python -m <its module>`` in a child process."""
+    if not isolate:
+        return main_fn(argv)
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    return subprocess.run([sys.executable, "-m", main_fn.__module__, *argv], env=env).returncode
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="*", default=None)
@@ -189,11 +229,15 @@ def main(argv=None) -> int:
                         help="keep every compared array in the reprod_log files (see alignment.harness)")
     parser.add_argument("--from-results", action="store_true",
                         help="do not run anything: build the report from the result files the checks wrote")
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                        help="run each check in its own process, so its memory is returned before the next one "
+                             "(default: on for --size full, where one check peaks at up to 19 GB)")
     parser.add_argument("--readme", action="store_true",
                         help="also regenerate the README tables (README.md and README_cn.md; tools/readme_tables.py)")
     args = parser.parse_args(argv)
     if args.full_evidence:
         os.environ["ALIGN_EVIDENCE"] = "full"
+    isolate = args.size == "full" if args.isolate is None else args.isolate
     start = time.time()
     codes, results = [], []
     for case in resolve_cases(args.model):
@@ -213,7 +257,7 @@ def main(argv=None) -> int:
             else:
                 argv_step = ["--model", case.name, "--size", args.size, "--out", str(args.out), *extra]
                 argv_step += ["--jobs", str(args.jobs)] if step == "convergence" else []
-                codes.append(main_fn(argv_step))
+                codes.append(_run_check(main_fn, argv_step, isolate))
                 result = json.loads(path.read_text())
             results.append(result)
     step_results = [r for r in results if r["step"] != "convergence"]

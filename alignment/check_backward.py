@@ -64,16 +64,17 @@ def run_backward(case: AlignCase, args: argparse.Namespace, dtype: str, shape: T
 
 def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     rows, torch32, paddle32 = run_backward(case, args, args.dtype)
-    result = StepResult("backward", case.name, args.size, args.dtype, rows)
+    result = StepResult("backward", case.name, args.size, args.dtype, rows, shape=list(case.input_shapes[args.size]))
     if args.dtype == "float32" and not all(r.passed for r in result.rows):
         shape = case.evidence_shapes.get(args.size)
         if shape is None or tuple(shape) == tuple(case.input_shapes[args.size]):
             result.evidence, truth, _ = run_backward(case, args, "float64")
             result.accuracy = annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
-        else:  # float64 at this size would take hours: the same steps at a smaller batch shape
+        else:  # float64 at this size would take over 30 min: the same steps at a smaller batch shape
             result.evidence, _, _ = run_backward(case, args, "float64", shape)
+            result.evidence_shape = list(shape)
             result.notes.append(f"float64 evidence at {list(shape)} (float32 at {list(case.input_shapes[args.size])}: "
-                                "float64 at that size would take hours on 2 CPU cores)")
+                                "float64 at that size takes over 30 min on 2 CPU cores)")
     if args.dtype == "float64" or result.evidence:
         result.notes += ["float64 runs use an exact resize in place of Paddle's bilinear kernel "
                          "(see check_forward)", FLOAT32_COEFFICIENTS_NOTE, BN_EPS_NOTE]

@@ -106,9 +106,10 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     if args.dtype == "float64":
         rows = compare_dicts(torch_info, paddle_info, relative_bar(FLOAT64_REL))
         return StepResult("forward", case.name, args.size, args.dtype, rows,
-                          notes=[interpolate_kernel_effect(args.seed), BN_EPS_NOTE])
+                          notes=[interpolate_kernel_effect(args.seed), BN_EPS_NOTE],
+                          shape=list(case.input_shapes[args.size]))
     result = StepResult("forward", case.name, args.size, args.dtype,
-                        compare_dicts(torch_info, paddle_info, forward_bar))
+                        compare_dicts(torch_info, paddle_info, forward_bar), shape=list(case.input_shapes[args.size]))
     distance = distance_to_float64(case, args, torch_values, paddle_values)
     result.accuracy = {"distance_to_float64": distance}
     if not all(r.passed for r in result.rows):

@@ -74,17 +74,18 @@ def run_train(case: AlignCase, args: argparse.Namespace, dtype: str, shape: Tupl
 
 def run_case(case: AlignCase, args: argparse.Namespace) -> StepResult:
     rows, notes, torch32, paddle32 = run_train(case, args, "float32")
-    result = StepResult("train", case.name, args.size, "float32", rows, notes=notes)
+    full = case.train_shapes.get(args.size, case.input_shapes[args.size])
+    result = StepResult("train", case.name, args.size, "float32", rows, notes=notes, shape=list(full))
     if not all(r.passed for r in rows):
-        full = case.train_shapes.get(args.size, case.input_shapes[args.size])
         shape = case.evidence_shapes.get(args.size)
         if shape is None or tuple(shape) == tuple(full):
             result.evidence, more, truth, _ = run_train(case, args, "float64")
             result.accuracy = annotate_with_truth(result.rows, lambda name: name, torch32, paddle32, truth)
-        else:  # float64 at this size would take hours: the same run at a smaller batch shape
+        else:  # float64 at this size would take over 30 min: the same run at a smaller batch shape
             result.evidence, more, _, _ = run_train(case, args, "float64", shape)
+            result.evidence_shape = list(shape)
             more.append(f"float64 evidence at {list(shape)} (float32 at {list(full)}: float64 at that size would "
-                        "take hours on 2 CPU cores)")
+                        "take over 30 min on 2 CPU cores)")
         result.notes += more + [FLOAT32_COEFFICIENTS_NOTE, BN_EPS_NOTE,
                                 "a float32 trajectory that drifts while float64 stays within 1e-9 is "
                                 "rounding amplified by training (see alignment/diagnose_relu.py)"]

@@ -135,6 +135,9 @@ class StepResult:
     # the problem itself, not a Paddle inaccuracy.
     accuracy: Dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the step for this case (both frameworks, evidence included)
+    shape: List[int] = field(default_factory=list)  # batch shape of one input of the run (B, C, H, W)
+    # the float64 evidence's batch shape where it is smaller than ``shape`` (float64 at that size takes hours)
+    evidence_shape: List[int] = field(default_factory=list)
 
     def finalize(self) -> StepResult:
         if all(r.passed for r in self.rows):

@@ -46,6 +46,18 @@ def test_cheap_steps(tmp_path, check):
     assert check.main(_args("danet_r50", tmp_path)) == EXIT_PASS
 
 
+def test_loss_float32_miss_gets_float64_evidence(tmp_path, monkeypatch):
+    """A float32 loss miss is rerun in float64 on both sides: status rounding, each side's error named."""
+    monkeypatch.setattr(check_loss, "LOSS_REL", 1e-15)  # every non-identical float32 value now misses
+    assert check_loss.main(_args("lsnet_diffFPN", tmp_path)) == EXIT_ROUNDING
+    result = _result(tmp_path, "loss", "lsnet_diffFPN", "float32")
+    missed = [r for r in result["rows"] if not r["passed"]]
+    assert missed and all("vs float64 torch" in r["note"] for r in missed)
+    assert result["evidence"] and all(r["passed"] for r in result["evidence"])
+    assert {r["name"] for r in result["evidence"]} == {r["name"] for r in result["rows"]}
+    assert result["accuracy"]["missed_rows_compared"] == len(missed)
+
+
 def test_backward_danet_r50(tmp_path):
     code = check_backward.main(_args("danet_r50", tmp_path))
     result = _result(tmp_path, "backward", "danet_r50", "float32")
@@ -111,3 +123,50 @@ def test_evidence_digest_keeps_small_arrays_and_summarises_large_ones(tmp_path, 
     save_reprod_pair(tmp_path, "step", "full", {"big": big}, {"big": big})
     assert np.array_equal(ReprodDiffHelper().load_info(str(tmp_path / "step" / "full_torch.npy"))["big"], big)
     assert not list((tmp_path / "step").glob("*.tmp.npy"))
+
+
+def test_paper_size_table_names_each_rows_input_and_smaller_float64_evidence():
+    """The full-size table says the batch shape each step ran at and, where the float64 evidence ran smaller,
+    that shape too (from the result, or the registry and the evidence note for older results)."""
+    from alignment.check_all import steps_table
+
+    def result(step, case="danet_r50", **extra):
+        rows = [{"name": "loss", "max_diff": 1e-3, "mean_diff": 1e-3, "ref_max": 1.0, "bar": "b", "passed": False}]
+        evidence = [dict(rows[0], max_diff=1e-14, passed=True)]
+        return {"step": step, "case": case, "size": "full", "dtype": "float32", "status": "rounding", "rows": rows,
+                "evidence": evidence, "notes": [], "seconds": 90.0, **extra}
+
+    table = steps_table([
+        result("backward", shape=[1, 3, 512, 512], evidence_shape=[2, 3, 256, 256]),
+        result("train", notes=["float64 evidence at [2, 3, 128, 128] (float32 at ...)"]),
+        result("forward", case="lsnet_diffFPN", shape=[4, 3, 256, 256]),
+    ], shapes=True).splitlines()
+    assert table[0].startswith("| case | step | dtype | input | status |")
+    assert "| 1x3x512x512 (float64: 2x3x256x256) | **rounding** |" in table[2]
+    assert "| 1x3x512x512 (float64: 2x3x128x128) |" in table[3]  # registry train shape, note's evidence shape
+    assert "| 4x3x256x256 pairs | **rounding** |" in table[4]
+    assert "| input |" not in steps_table([result("forward")])
+
+
+def test_check_all_isolate_runs_each_check_in_its_own_process(tmp_path, monkeypatch):
+    """--isolate (the default at size full, where one check peaks at ~19 GB) runs each check as a child
+    process: the result file and exit code come back as from the in-process call."""
+    import subprocess
+
+    from alignment import check_all
+
+    calls = []
+    real_run = subprocess.run
+
+    def spy(cmd, *args, **kwargs):
+        calls.append(cmd)
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", spy)
+    code = check_all.main(["--model", "danet_r50", "--steps", "lr", "--out", str(tmp_path), "--isolate"])
+    assert code == 0
+    assert [c[1:3] for c in calls] == [["-m", "alignment.check_lr"]]
+    assert (tmp_path / "lr" / "danet_r50_small_float64_result.json").is_file()
+    calls.clear()
+    assert check_all.main(["--model", "danet_r50", "--steps", "lr", "--out", str(tmp_path)]) == 0
+    assert calls == []  # size small runs in-process unless asked

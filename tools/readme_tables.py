@@ -70,7 +70,7 @@ def _alignment(size: str) -> Callable[[], str]:
             counts[res["status"]] = counts.get(res["status"], 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         return (f"{len(results)} results ({summary}); from `alignment/results/<step>/*_{size}_*_result.json`.\n\n"
-                + steps_table(results))
+                + steps_table(results, shapes=size == "full"))
 
     return table
 

@@ -34,7 +34,7 @@ register_case(AlignCase(
     make_labels=segmentation_labels(19), hook_modules=DANET_HOOKS, **DANET_LOGITS,
     zero_grad_params=DANET_ZERO_GRADS,
     optimizer=DANET_OPTIMIZER, lr_scheduler=DANET_SCHEDULE,
-    train_shapes={"small": (2, 3, 48, 48), "full": (1, 3, 512, 512)}, evidence_shapes={"full": (2, 3, 256, 256)},
+    train_shapes={"small": (2, 3, 48, 48), "full": (1, 3, 512, 512)},
     convergence=danet_convergence("configs/danet/danet_r50_cityscapes_768_240e.yml"),
 ))
 register_case(AlignCase(
@@ -45,6 +45,6 @@ register_case(AlignCase(
     make_labels=segmentation_labels(19), hook_modules=DANET_HOOKS, **DANET_LOGITS,
     zero_grad_params=DANET_ZERO_GRADS,
     optimizer=DANET_OPTIMIZER, lr_scheduler=DANET_SCHEDULE,
-    train_shapes={"small": (2, 3, 48, 48), "full": (1, 3, 512, 512)}, evidence_shapes={"full": (2, 3, 256, 256)},
+    train_shapes={"small": (2, 3, 48, 48), "full": (1, 3, 512, 512)},
     convergence=danet_convergence("configs/danet/danet_r101_mg_cityscapes_768_240e.yml"),
 ))

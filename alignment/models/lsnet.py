@@ -29,7 +29,6 @@ for variant in ("diffFPN", "thin_diffFPN", "denseFPN"):
         dataset="cdd_lsnet", hook_modules=LSNET_HOOKS, optimizer=LSNET_OPTIMIZER,
         # full train batch 4, not the paper's 12: both frameworks' steps at 12 x 256 pairs need ~36 GB
         lr_scheduler=LSNET_SCHEDULE, train_shapes={"small": (2, 3, 64, 64), "full": (4, 3, 256, 256)},
-        evidence_shapes={"full": (2, 3, 128, 128)},
         convergence=ConvergenceSpec(config=f"configs/lsnet/lsnet_{variant}_cdd.yml", recipe="lsnet",
                                     family="cdd_lsnet", metric="f1", sizes=LSNET_CONVERGENCE),
     ))

@@ -4,7 +4,8 @@
 Formulas, variants (official / weighted / cosine) and options (class weights, lambdas, STANet's
 balanced form) are documented once in ``rsrepro/dasnet.py``, which also validates the arguments for
 both trees. The label is resized to each pair's size with ``layers.resize.bilinear``
-(align_corners=True, kept soft), which float64 alignment runs swap for an exact resize.
+(align_corners=True, kept soft), which float64 alignment runs swap for an exact resize. Means and sums
+over pixels accumulate in float64 (``reduction.py``: Paddle's CPU float32 mean drifts ~1e-6 at 256 px).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from rsrepro.dasnet import (
 from ..layers import resize
 from ..layers.normalize import l2_normalize
 from ..registry import LOSSES
+from .reduction import accurate_mean, accurate_sum
 
 
 def pair_distance(x0: paddle.Tensor, x1: paddle.Tensor, cfg: ContrastiveConfig) -> paddle.Tensor:
@@ -41,14 +43,15 @@ def pair_loss(distance: paddle.Tensor, y: paddle.Tensor, cfg: ContrastiveConfig)
     unchanged = (1 - y) * paddle.clip(distance - m1, min=0.0).pow(2)
     changed = y * paddle.clip(m2 - distance, min=0.0).pow(2)
     if cfg.balanced:
-        return unchanged.sum() / ((1 - y).sum() + BALANCED_EPS) + changed.sum() / (y.sum() + BALANCED_EPS)
+        return (accurate_sum(unchanged) / (accurate_sum(1 - y) + BALANCED_EPS)
+                + accurate_sum(changed) / (accurate_sum(y) + BALANCED_EPS))
     if cfg.class_weights == "batch":
-        p_changed = y.mean()
+        p_changed = accurate_mean(y)
         w_u = 1.0 / paddle.clip(1 - p_changed, min=FREQUENCY_FLOOR)
         w_c = 1.0 / paddle.clip(p_changed, min=FREQUENCY_FLOOR)
     else:
         w_u, w_c = cfg.class_weights
-    return paddle.mean(w_u * unchanged + w_c * changed)
+    return accurate_mean(w_u * unchanged + w_c * changed)
 
 
 def resize_labels(labels: paddle.Tensor, size: Sequence[int]) -> paddle.Tensor:

@@ -13,7 +13,7 @@ and agrees with it to float32 rounding (``alignment/check_factseg_modes.py`` mea
 transcription of the official code), but stays finite where the official float32 ``log(joint / Z)``
 underflows: ``log(0) = -inf`` for a pixel whose true class is ~88 nats below the best one, ``0 / 0`` where
 every joint term underflows, which makes the official loss ``inf`` or NaN. Sums over pixels are accumulated
-in float64 on both sides (Paddle's CPU float32 ``sum`` drifts by ~1e-6 relative over 1e4 terms).
+in float64 on both sides (``reduction.py``: Paddle's CPU float32 mean and partial sums drift ~1e-6 and more).
 
 Modes — three ways to build ``joint`` from ``log_softmax(fg)`` (all give the same loss and gradients):
 
@@ -73,6 +73,7 @@ from paddle.autograd import PyLayer
 
 from ..registry import LOSSES
 from .cross_entropy import exact_log_softmax
+from .reduction import accurate_sum
 
 MODES = ("pylayer", "inplace", "concat")
 
@@ -131,11 +132,6 @@ def inverse_class_weights(labels: paddle.Tensor, num_classes: int, dtype: Any) -
     total = float(max(int(valid.sum()), 1))
     frequency = counts.astype(dtype) / total
     return 1.0 / paddle.log(1.02 + frequency)
-
-
-def accurate_sum(x: paddle.Tensor) -> paddle.Tensor:
-    """Sum accumulated in float64 (Paddle's CPU float32 sum drifts ~1e-6 over 1e4 terms)."""
-    return x.astype("float64").sum().astype(x.dtype)
 
 
 def som_select(losses: paddle.Tensor, k: int) -> paddle.Tensor:

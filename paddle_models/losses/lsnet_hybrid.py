@@ -7,7 +7,8 @@ Args of ``build_loss("lsnet_hybrid", ...)``:
     eps (float): added to the Dice denominator. Default 1e-7 (official).
 
 Cross-entropy and the softmax come from ``cross_entropy.exact_log_softmax``: Paddle's own
-softmax / cross_entropy kernels clip logit gaps beyond 64 (torch does not).
+softmax / cross_entropy kernels clip logit gaps beyond 64 (torch does not). The Dice sums accumulate in
+float64 (``reduction.py``: Paddle's CPU float32 sum over some axes drifts ~1e-5 at 256 px, torch's 3e-8).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rsrepro.lsnet import DICE_MODES, check_dice_mode, check_label_range, check_
 
 from ..registry import LOSSES
 from .cross_entropy import exact_log_softmax, masked_cross_entropy
+from .reduction import accurate_sum
 
 
 def dice_loss(logits: paddle.Tensor, labels: paddle.Tensor, mode: str = "official",
@@ -30,8 +32,8 @@ def dice_loss(logits: paddle.Tensor, labels: paddle.Tensor, mode: str = "officia
     probs = paddle.exp(exact_log_softmax(logits, axis=1))
     one_hot = F.one_hot(labels, logits.shape[1]).transpose([0, 3, 1, 2]).astype(probs.dtype)  # b, c, h, w
     dims = list(dice_sum_dims(mode))
-    intersection = (probs * one_hot).sum(dims)
-    cardinality = (probs + one_hot).sum(dims)
+    intersection = accurate_sum(probs * one_hot, dims)
+    cardinality = accurate_sum(probs + one_hot, dims)
     return 1 - (2 * intersection / (cardinality + eps)).mean()
 
 

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import LOSSES
+from .reduction import accurate_sum
 
 MODES = ("pylayer", "inplace", "concat")
 
@@ -82,11 +83,6 @@ def inverse_class_weights(labels: torch.Tensor, num_classes: int, dtype: torch.d
     total = float(max(int(valid.sum()), 1))
     frequency = counts.to(dtype) / total
     return 1.0 / torch.log(1.02 + frequency)
-
-
-def accurate_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum accumulated in float64 (Paddle's CPU float32 sum drifts ~1e-6 over 1e4 terms)."""
-    return x.double().sum().to(x.dtype)
 
 
 def som_select(losses: torch.Tensor, k: int) -> torch.Tensor:
