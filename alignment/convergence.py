@@ -36,8 +36,6 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from rsrepro.threads import THREAD_VARIABLES, setup_threads
-
 from .cases import AlignCase, ConvergenceSize, ConvergenceSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -415,6 +413,15 @@ def _environment(**values: str):
                 os.environ[key] = value
 
 
+def _one_thread_worker() -> None:
+    """Pool initializer: one math thread per run, so ``jobs`` runs share ``jobs`` cores without oversubscribing."""
+    import torch
+    from paddle.base.core import set_num_threads as set_math_threads
+
+    torch.set_num_threads(1)
+    set_math_threads(1)
+
+
 def _worker_run(case_name: str, size_name: str, root: str, dtype: str, side: str, seed: int) -> Dict[str, Any]:
     from .cases import CASES
 
@@ -448,8 +455,8 @@ def training_runs(case: AlignCase, size_name: str, root: str, with_float64: bool
         import concurrent.futures
         import multiprocessing
 
-        with _environment(**dict.fromkeys(THREAD_VARIABLES, "1")), \
-                concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=setup_threads, initargs=(1,),
+        with _environment(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1"), \
+                concurrent.futures.ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread_worker,
                                                        mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_worker_run, case.name, size_name, root, *task): task for task in tasks}
             try:

@@ -9,16 +9,31 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from rsrepro.threads import setup_threads  # noqa: E402,F401  (re-exported: benchmarks call common.setup_threads)
+
+def setup_threads(threads: int, frameworks: Sequence[str] = ("paddle", "torch")) -> None:
+    """Same thread count in both frameworks: env for the OpenMP/MKL pools (read when the framework
+    loads), then each framework's own setter. Only the listed frameworks are imported (a memory
+    measurement of one framework must not carry the other's ~180 MB)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    if "torch" in frameworks:
+        import torch
+
+        torch.set_num_threads(threads)
+    if "paddle" in frameworks:
+        import paddle
+
+        paddle.set_device("cpu")
+        paddle.base.core.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
