@@ -136,7 +136,7 @@ class StepResult:
     accuracy: Dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0  # wall time of the step for this case (both frameworks, evidence included)
     shape: List[int] = field(default_factory=list)  # batch shape of one input of the run (B, C, H, W)
-    # the float64 evidence's batch shape where it is smaller than ``shape`` (float64 at that size takes hours)
+    # the float64 evidence's batch shape where it is smaller than ``shape`` (float64 at that size: over 30 min)
     evidence_shape: List[int] = field(default_factory=list)
 
     def finalize(self) -> StepResult:
