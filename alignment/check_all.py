@@ -162,13 +162,16 @@ def _mean_std(values: List[float]) -> str:
     return f"{mean:.4f} +- {std:.4f} ({', '.join(f'{v:.3f}' for v in values)})"
 
 
-def _at_a_time(result: Dict) -> str:
-    """How many training runs ran at once (``--jobs``): the accuracy field, else the float32 note that says it."""
-    jobs = (result.get("accuracy") or {}).get("jobs")
+def _how_run(result: Dict) -> str:
+    """How the case's wall time was taken: runs at once (``--jobs``: the accuracy field, else the float32
+    note that says it) and the machine, where recorded (Paddle's CPU speed depends on the processor)."""
+    acc = result.get("accuracy") or {}
+    jobs = acc.get("jobs")
     if jobs is None:
         found = [re.search(r"with (\d+) run\(s\) at a time", n) for n in result.get("notes") or []]
         jobs = next((int(m.group(1)) for m in found if m), 1)
-    return f" ({jobs} runs at a time)" if jobs > 1 else ""
+    parts = ([f"{jobs} runs at a time"] if jobs > 1 else []) + ([acc["machine"]] if acc.get("machine") else [])
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def training_table(results: List[Dict], size: str) -> str:
@@ -193,14 +196,16 @@ def training_table(results: List[Dict], size: str) -> str:
         floor_loss, floor_param = worst(res.get("evidence") or [], "floor")
         f64 = (f"{loss_rel:.1e} / {param_rel:.1e}" if loss_rel is not None and param_rel is not None else "not run")
         if floor_loss is not None and floor_param is not None:
-            f64 += f" (torch vs torch nudged 1e-15: {floor_loss:.1e} / {floor_param:.1e})"
+            nudged = next((r for r in res.get("evidence") or [] if r["name"] == "paddle_vs_nudged.loss"), None)
+            f64 += (f" (torch vs torch nudged 1e-15: {floor_loss:.1e} / {floor_param:.1e}"
+                    + (f"; Paddle vs nudged torch, losses: {nudged['max_diff']:.1e}" if nudged else "") + ")")
         curves = acc.get("curves")
         link = f"[png]({os.path.relpath(curves, Path.cwd())})" if curves else "-"
         lines.append(f"| {res['case']} | {acc.get('total_iters', '-')} / {acc.get('float64_iters') or '-'} | "
                      f"{acc.get('metric', '-')} | {_mean_std(finals.get('paddle', []))} | "
                      f"{_mean_std(finals.get('torch', []))} | "
                      f"{acc.get('chance', float('nan')):.4f} | {f64} | **{res['status']}** | {link} | "
-                     f"{acc.get('seconds', 0) / 60:.1f} min{_at_a_time(res)} |")
+                     f"{acc.get('seconds', 0) / 60:.1f} min{_how_run(res)} |")
     return "\n".join(lines)
 
 

@@ -41,6 +41,8 @@ from typing import Any, Dict, List
 
 import numpy as np
 
+from rsrepro.machine import machine_summary
+
 from .cases import AlignCase, resolve_cases
 from .convergence import chance_level, generate, relative_max, training_runs
 from .harness import (
@@ -114,6 +116,18 @@ def _per_iteration_row(name: str, ref: List[float], test: List[float], bar: floa
     return Row(name, float(rel.max()), float(rel.mean()), float(np.abs(ref_a).max()), float(np.abs(ref_a).mean()),
                f"max_i |diff_i| / |ref_i| <= {bar:g}", bool(rel.max() <= bar),
                note=f"worst at iteration {int(rel.argmax()) + 1} of {len(ref)}")
+
+
+def paddle_vs_nudged_row(run: Dict[str, Any]) -> Row:
+    """Evidence, not a bar: Paddle's float64 loss against the nudged torch run's, per iteration. Where torch
+    and nudged torch separate at a single decision (a tie going the other way), this says on which side
+    Paddle went: close to the nudged run for the whole run means Paddle took the same branch."""
+    nudged = [v["loss"] for v in run["floor"]["losses"]]
+    paddle = [v["loss"] for v in run["paddle"]["losses"]]
+    row = _per_iteration_row("paddle_vs_nudged.loss", nudged, paddle, FLOAT64_TRAIN_REL)
+    onset = _onset(nudged, paddle, FLOAT64_TRAIN_REL)
+    row.note += "; first > 1e-8 " + (f"at iteration {onset}" if onset <= len(nudged) else "never")
+    return row
 
 
 def float64_rows(ref_run: Dict[str, Any], test_run: Dict[str, Any], prefix: str = "float64") -> List[Row]:
@@ -242,7 +256,7 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> ConvergenceResult:
     if f64 is not None:
         rows += float64_rows(f64["torch"], f64["paddle"])
         rows.append(onset_row(f64))
-        evidence = float64_rows(f64["torch"], f64["floor"], prefix="floor")
+        evidence = float64_rows(f64["torch"], f64["floor"], prefix="floor") + [paddle_vs_nudged_row(f64)]
         notes.append(running_var_note(f64))
         notes.append("floor: torch against torch with every initial weight x (1 + 1e-15), same recipe; how far "
                      "the training itself carries a rounding-sized difference")
@@ -262,7 +276,7 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> ConvergenceResult:
     notes.append(f"float32: {f32['total_iters']} iterations x {len(size.seeds)} seeds, batch {size.batch_size}, "
                  f"data {size.data}; wall time per run: Paddle {np.mean(seconds['paddle']):.0f} s, torch "
                  f"{np.mean(seconds['torch']):.0f} s; whole case {time.perf_counter() - start:.0f} s with {args.jobs} "
-                 f"run(s) at a time")
+                 f"run(s) at a time on {machine_summary()}")
     curves = plot_curves(case, f32, chance, out / f"{case.name}_{args.size}_curves.png",
                          f"{case.name} ({args.size}): {f32['total_iters']} iterations, {len(size.seeds)} seeds; "
                          "Paddle solid, torch dashed")
@@ -270,19 +284,20 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> ConvergenceResult:
                "total_iters": f32["total_iters"], "float64_iters": size.float64_iters if f64 else None,
                "batch_size": size.batch_size, "data": size.data, "seeds": list(size.seeds), "curves": curves,
                "float32": _jsonable(f32["runs"]), "float64": _jsonable(f64) if f64 else None,
-               "seconds": time.perf_counter() - start}
+               "seconds": time.perf_counter() - start, "machine": machine_summary(), "jobs": args.jobs}
     (out / f"{case.name}_{args.size}_runs.json").write_text(json.dumps(summary, indent=1, default=float))
     result = ConvergenceResult("convergence", case.name, args.size, "float32", rows, evidence=evidence,
                                notes=notes)
     result.accuracy = {"finals": {side: [r["final"] for r in f32["runs"][side]] for side in ("paddle", "torch")},
                        "chance": chance["value"], "metric": spec.metric, "total_iters": f32["total_iters"],
                        "float64_iters": size.float64_iters if f64 else None, "curves": curves,
-                       "seconds": summary["seconds"], "jobs": args.jobs}
+                       "seconds": summary["seconds"], "jobs": args.jobs, "machine": summary["machine"]}
     return result
 
 
 def rescore(case: AlignCase, args: argparse.Namespace) -> ConvergenceResult:
-    """The result of an earlier run, its float64 onset row recomputed from ``<case>_<size>_runs.json``."""
+    """The result of an earlier run, its float64 onset row and the Paddle-vs-nudged-torch evidence recomputed
+    from ``<case>_<size>_runs.json``."""
     out = Path(args.out) / "convergence"
     runs = json.loads((out / f"{case.name}_{args.size}_runs.json").read_text())
     previous = json.loads((out / f"{result_stem(case.name, args.size, 'float32')}_result.json").read_text())
@@ -290,8 +305,10 @@ def rescore(case: AlignCase, args: argparse.Namespace) -> ConvergenceResult:
     if runs.get("float64"):
         rows.insert(next((i for i, r in enumerate(rows) if not r.name.startswith("float64.")), len(rows)),
                     onset_row(runs["float64"]))
-    result = ConvergenceResult("convergence", case.name, args.size, "float32", rows,
-                               evidence=[Row(**r) for r in previous["evidence"]], notes=previous["notes"])
+    evidence = [Row(**r) for r in previous["evidence"] if r["name"] != "paddle_vs_nudged.loss"]
+    evidence += [paddle_vs_nudged_row(runs["float64"])] if runs.get("float64") else []
+    result = ConvergenceResult("convergence", case.name, args.size, "float32", rows, evidence=evidence,
+                               notes=previous["notes"])
     result.accuracy = previous["accuracy"]
     return result
 

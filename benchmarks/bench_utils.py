@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the benchmarks run as scripts, with only their own folder on the path
+    sys.path.insert(0, str(ROOT))
+
+from rsrepro.machine import cpu_name  # noqa: E402  (framework-free: safe before the thread setup)
 
 
 def setup_threads(threads: int, frameworks: Sequence[str] = ("paddle", "torch")) -> None:
@@ -206,18 +211,8 @@ def environment(threads: int) -> Dict[str, Any]:
     import torch
 
     return {"paddle": paddle.__version__, "torch": torch.__version__, "python": platform.python_version(),
-            "threads": threads, "cpu_count": os.cpu_count(), "cpu": _cpu_name(), "allocator": allocator(),
+            "threads": threads, "cpu_count": os.cpu_count(), "cpu": cpu_name(), "allocator": allocator(),
             "load_average_at_start": list(os.getloadavg())}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def export_for_inference(paddle_model, shapes: Sequence[Sequence[int]], out_dir: str | None = None,
