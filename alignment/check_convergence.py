@@ -272,11 +272,12 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> ConvergenceResult:
                          {k: np.array([v.get(k, np.nan) for v in f64["paddle"]["losses"]])
                           for k in f64["torch"]["losses"][0]})
     rows += float32_rows(spec, f32, chance, args.size)
+    machine = machine_summary()
     seconds = {side: [r["seconds"] for r in f32["runs"][side]] for side in ("paddle", "torch")}
     notes.append(f"float32: {f32['total_iters']} iterations x {len(size.seeds)} seeds, batch {size.batch_size}, "
                  f"data {size.data}; wall time per run: Paddle {np.mean(seconds['paddle']):.0f} s, torch "
                  f"{np.mean(seconds['torch']):.0f} s; whole case {time.perf_counter() - start:.0f} s with {args.jobs} "
-                 f"run(s) at a time on {machine_summary()}")
+                 f"run(s) at a time on {machine}")
     curves = plot_curves(case, f32, chance, out / f"{case.name}_{args.size}_curves.png",
                          f"{case.name} ({args.size}): {f32['total_iters']} iterations, {len(size.seeds)} seeds; "
                          "Paddle solid, torch dashed")
@@ -284,7 +285,7 @@ def run_case(case: AlignCase, args: argparse.Namespace) -> ConvergenceResult:
                "total_iters": f32["total_iters"], "float64_iters": size.float64_iters if f64 else None,
                "batch_size": size.batch_size, "data": size.data, "seeds": list(size.seeds), "curves": curves,
                "float32": _jsonable(f32["runs"]), "float64": _jsonable(f64) if f64 else None,
-               "seconds": time.perf_counter() - start, "machine": machine_summary(), "jobs": args.jobs}
+               "seconds": time.perf_counter() - start, "machine": machine, "jobs": args.jobs}
     (out / f"{case.name}_{args.size}_runs.json").write_text(json.dumps(summary, indent=1, default=float))
     result = ConvergenceResult("convergence", case.name, args.size, "float32", rows, evidence=evidence,
                                notes=notes)
